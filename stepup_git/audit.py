@@ -1,0 +1,415 @@
+"""The tamper-evident audit log: hash-chained JSON Lines plus a head file (SPEC.md §8).
+
+Each line is the canonical JSON of one record. ``prev`` is the previous record's ``hash``
+(``GENESIS`` for the first); ``hash`` is the SHA-256 of the canonical JSON of the record without
+``hash``. The head file ``<log>.head`` holds ``{"count": N, "hash": <last hash>}`` so that records
+removed from the end, or the whole log, are detected too. Writers hold ``flock`` on ``<log>.lock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stepup_git.errors import AuditError, UsageError
+
+GENESIS = "0" * 64
+Record = dict[str, Any]
+
+
+def canonical(record: Mapping[str, object]) -> bytes:
+    """The record as canonical JSON: keys sorted, no spaces, UTF-8 (not ASCII-escaped)."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def record_hash(record_without_hash: Mapping[str, object]) -> str:
+    """SHA-256 hex digest of the canonical JSON of a record that has no ``hash`` key."""
+    return hashlib.sha256(canonical(record_without_hash)).hexdigest()
+
+
+def _beside(log_path: Path, suffix: str) -> Path:
+    return log_path.with_name(log_path.name + suffix)
+
+
+@dataclass(frozen=True)
+class _Head:
+    hash: str
+    count: int
+
+
+def _load_head(path: Path) -> _Head | None:
+    """The head file's content; None when it does not exist; ValueError when it is not valid."""
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    digest, count = (data.get("hash"), data.get("count")) if isinstance(data, dict) else (0, 0)
+    if not isinstance(digest, str) or len(digest) != 64 or type(count) is not int or count < 0:
+        raise ValueError("it needs a 64-digit hash and a count")
+    return _Head(digest, count)
+
+
+def _head_from_log(log_path: Path) -> _Head:
+    """The chain's end read from the log itself, for when the head file is missing or invalid."""
+    head = _Head(GENESIS, 0)
+    if log_path.exists():
+        for raw in log_path.read_bytes().splitlines():
+            try:
+                digest = json.loads(raw).get("hash")
+            except (ValueError, AttributeError):
+                digest = None
+            head = _Head(digest if isinstance(digest, str) else head.hash, head.count + 1)
+    return head
+
+
+@contextmanager
+def _locked(log_path: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold ``flock`` on ``<log>.lock``; a reader goes on unlocked when there is no lock file."""
+    flags = os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY
+    try:
+        fd = os.open(_beside(log_path, ".lock"), flags | os.O_CLOEXEC, 0o640)
+    except OSError:
+        if exclusive:
+            raise
+        fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes, flags: int) -> None:
+    """Write all of ``data`` (one ``write`` unless it comes up short) and fsync."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | flags, 0o640)
+    try:
+        size = os.fstat(fd).st_size if flags & os.O_APPEND else 0
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # a cut-short last line stays a line of its own
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append(log_path: Path, records: Sequence[Mapping[str, object]], *,
+           syslog: bool = False) -> list[Record]:
+    """Chain ``records`` onto the log; return them as written (with ``prev`` and ``hash``).
+
+    Under the lock: read the head file (without a valid one, the log's last line), chain the
+    records from it even when the log disagrees (``verify`` reports that), write all lines with one
+    ``O_APPEND`` write and fsync, then replace the head file atomically. Caller-provided ``prev``
+    and ``hash`` are overwritten. ``AuditError`` when the log cannot be written. With ``syslog``
+    a one-line summary per record also goes to syslog (LOG_AUTH); failures there are ignored.
+    """
+    if not records:
+        return []
+    where = f"cannot write the audit log {log_path}"
+    parent = log_path.parent
+    try:
+        if parent.exists() and not parent.is_dir():
+            raise AuditError(f"{where}: {parent} is not a directory")
+        parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        with _locked(log_path, exclusive=True):
+            try:
+                head = _load_head(_beside(log_path, ".head")) or _head_from_log(log_path)
+            except ValueError:
+                head = _head_from_log(log_path)
+            written: list[Record] = []
+            prev = head.hash
+            for record in records:
+                body: Record = {key: value for key, value in record.items() if key != "hash"}
+                body["prev"] = prev
+                prev = record_hash(body)
+                written.append({**body, "hash": prev})
+            lines = b"".join(canonical(record) + b"\n" for record in written)
+            _write_synced(log_path, lines, os.O_APPEND)
+            tmp = _beside(log_path, f".head.{os.getpid()}.tmp")
+            _write_synced(tmp, canonical({"count": head.count + len(written), "hash": prev}),
+                          os.O_TRUNC)
+            os.replace(tmp, _beside(log_path, ".head"))
+            dir_fd = os.open(parent, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    except OSError as exc:
+        raise AuditError(f"{where}: {exc.strerror or exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"{where}: a record is not JSON ({exc})") from exc
+    if syslog:
+        _to_syslog(written)
+    return written
+
+
+def _to_syslog(records: Iterable[Record]) -> None:
+    try:
+        import syslog
+
+        syslog.openlog("stepup-git", syslog.LOG_PID, syslog.LOG_AUTH)
+        for r in records:
+            line = (f"audit {r.get('decision')} {r.get('action')} {r.get('ref')} by "
+                    f"{r.get('pusher')} in {r.get('repo')} {_short(r.get('old'))}.."
+                    f"{_short(r.get('new'))} hash={r.get('hash')}")
+            syslog.syslog(syslog.LOG_INFO, "".join(c if c.isprintable() else "?" for c in line))
+    except (ImportError, OSError, ValueError, TypeError):
+        pass
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` found. ``count``: intact records before the first problem (all when
+    ``ok``); ``line``: the 1-based first bad line, None for a problem at the end of the log."""
+
+    ok: bool
+    count: int
+    line: int | None
+    message: str
+
+
+def _plural(count: int) -> str:
+    return f"{count} record" + ("" if count == 1 else "s")
+
+
+def verify(log_path: Path) -> Verification:
+    """Check each line, then the head file against the end of the log; stop at the first problem.
+
+    ``AuditError`` when the log or the head file exists but cannot be read.
+    """
+    head_path = _beside(log_path, ".head")
+    count, prev = 0, GENESIS
+    try:
+        with _locked(log_path, exclusive=False):
+            try:
+                head, problem = _load_head(head_path), "the head file is missing"
+            except ValueError as exc:
+                head, problem = None, f"the head file is not valid: {exc}"
+            if not log_path.exists():
+                ok = not head_path.exists()
+                message = "audit log intact: 0 records" if ok else "the log file is missing"
+                return Verification(ok, 0, None, message if ok else f"end of log: {message}")
+            with log_path.open("rb") as log:
+                for number, raw in enumerate(log, start=1):
+                    bad = _check_line(number, raw, prev)
+                    if bad:
+                        return Verification(False, count, number, f"line {number}: {bad}")
+                    count, prev = count + 1, json.loads(raw)["hash"]
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log {log_path}: {exc.strerror or exc}") from exc
+    # Step 5: the head file names the same last record and count as the log.
+    if head is None:
+        ok = count == 0 and not head_path.exists()
+        return Verification(ok, count, None, "audit log intact: 0 records" if ok
+                            else f"end of log: {problem}")
+    if head != _Head(prev, count):
+        why = ("records removed from the end" if head.count > count
+               else "records added without updating the head file" if head.count < count
+               else "last record replaced or head file edited")
+        has = f"{count} ending in {prev[:12]}…" if count else "0"
+        return Verification(False, count, None, f"end of log: the head file records "
+                            f"{_plural(head.count)} ending in {head.hash[:12]}…, the log has {has}"
+                            f" ({why})")
+    return Verification(True, count, None, f"audit log intact: {_plural(count)}")
+
+
+def _check_line(number: int, raw: bytes, prev: str) -> str | None:
+    """What is wrong with one log line given the previous record's hash; None when intact."""
+    # Step 1: the line is a JSON object with a hash.
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return "not valid JSON"
+    if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
+        return "not a record with a hash"
+    # Step 2: the hash is the hash of the content.
+    if record_hash({k: v for k, v in record.items() if k != "hash"}) != record["hash"]:
+        return "hash does not match its content (record edited)"
+    # Step 3: the line is exactly the record's canonical JSON (no duplicate keys, no cut-off).
+    if raw != canonical(record) + b"\n":
+        return "not in canonical form (record edited or cut short)"
+    # Step 4: the record links to the one before it.
+    if record.get("prev") != prev:
+        return ("prev is not the genesis value (records removed from the start)" if number == 1
+                else f"prev does not match line {number - 1}'s hash (record removed or reordered)")
+    return None
+
+
+def read(log_path: Path) -> Iterator[Record]:
+    """Yield the log's records in order; none when the log does not exist.
+
+    ``AuditError`` for an unreadable log or a line that is not a JSON object.
+    """
+    try:
+        with log_path.open("rb") as log:
+            for number, raw in enumerate(log, start=1):
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    raise AuditError(f"{log_path}:{number}: not a JSON record "
+                                     "(see `stepup-git audit verify`)")
+                yield record
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log {log_path}: {exc.strerror or exc}") from exc
+
+
+def _parse_time(value: str) -> datetime:
+    """An ISO-8601 date or date-time; without a zone it is UTC. ValueError when invalid."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _ref_matches(ref: object, pattern: str) -> bool:
+    names = [pattern] if pattern.startswith("refs/") else [
+        pattern, f"refs/heads/{pattern}", f"refs/tags/{pattern}"]
+    return isinstance(ref, str) and any(fnmatch.fnmatchcase(ref, name) for name in names)
+
+
+def _at_or_after(value: object, since: datetime) -> bool:
+    try:
+        return isinstance(value, str) and _parse_time(value) >= since
+    except ValueError:
+        return False
+
+
+def select(records: Iterable[Record], *, ref: str | None = None, pusher: str | None = None,
+           since: datetime | None = None, decision: str | None = None) -> list[Record]:
+    """The records that match every given filter.
+
+    ``ref`` matches exactly or as an fnmatch-style glob (``*`` also crosses ``/``); a pattern not
+    starting with ``refs/`` also matches under ``refs/heads/`` and ``refs/tags/``. ``since`` keeps
+    records whose ``time`` is at or after it (naive means UTC; an unreadable time never matches).
+    """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return [r for r in records
+            if (ref is None or _ref_matches(r.get("ref"), ref))
+            and (pusher is None or r.get("pusher") == pusher)
+            and (decision is None or r.get("decision") == decision)
+            and (since is None or _at_or_after(r.get("time"), since))]
+
+
+def _fit(value: object, width: int, *, keep_end: bool = False) -> str:
+    text = "-" if value in (None, "") else "".join(
+        c if c.isprintable() else "?" for c in str(value))
+    if len(text) > width:
+        text = "…" + text[1 - width:] if keep_end else text[:width - 1] + "…"
+    return text.ljust(width)
+
+
+def _short(oid: object) -> str:
+    return oid[:8] if isinstance(oid, str) and oid else "-"
+
+
+def _key_id(fingerprint: object) -> str:
+    """An OpenPGP fingerprint as its long key id (its last 16 hex digits), others cut to 20."""
+    text = str(fingerprint or "-")
+    if len(text) > 16 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text[-16:].upper().ljust(20)
+    return _fit(text, 20)
+
+
+def _dicts(value: object) -> list[Record]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def render_table(records: Iterable[Record]) -> str:
+    """A fixed-width table: a line per update, under it each rule (``!`` marks one that did not
+    pass) with its reason, and under a rule each proof: owner, tier, key id, signing time, kind."""
+    lines = ["TIME                  PUSHER        REF                         ACTION      DECISION"
+             "  OLD..NEW"]
+    for r in records:
+        lines.append(f"{_fit(r.get('time'), 20)}  {_fit(r.get('pusher'), 12)}  "
+                     f"{_fit(r.get('ref'), 26, keep_end=True)}  {_fit(r.get('action'), 10)}  "
+                     f"{_fit(r.get('decision'), 8)}  {_short(r.get('old'))}.."
+                     f"{_short(r.get('new'))}")
+        for rule in _dicts(r.get("rules")):
+            mark = " " if rule.get("result") == "pass" else "!"
+            lines.append(f"    {mark} rule {_fit(rule.get('name'), 24)}  "
+                         f"{_fit(rule.get('result'), 5)}  {_fit(rule.get('reason'), 72)}".rstrip())
+            lines.extend(f"        key {_fit(p.get('owner'), 12)}  {_fit(p.get('tier'), 11)}  "
+                         f"{_key_id(p.get('fingerprint'))}  signed {_fit(p.get('signed_at'), 20)}"
+                         f"  via {_fit(p.get('kind'), 20)}".rstrip()
+                         for p in _dicts(rule.get("proofs")))
+    if len(lines) == 1:
+        lines.append("(no records)")
+    return "\n".join(lines) + "\n"
+
+
+def git_dir_of(repo: Path) -> Path:
+    """The git dir of ``repo``: the repository itself when it is bare, else ``repo/.git``."""
+    if (repo / ".git").is_dir():
+        return repo / ".git"
+    if (repo / "HEAD").is_file() and (repo / "objects").is_dir():
+        return repo
+    raise AuditError(f"not a git repository: {repo}")
+
+
+def default_log(git_dir: Path) -> Path:
+    """Where a repository's audit log lives: ``<git dir>/stepup/audit.jsonl``."""
+    return git_dir / "stepup" / "audit.jsonl"
+
+
+def _log_of(args: argparse.Namespace) -> Path:
+    if args.log is not None:
+        return Path(args.log)
+    return default_log(git_dir_of(Path(args.repo) if args.repo is not None else Path.cwd()))
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        since = _parse_time(args.since) if args.since is not None else None
+    except ValueError:
+        raise UsageError(f"--since: not an ISO-8601 date or date-time: {args.since}") from None
+    chosen = select(read(_log_of(args)), ref=args.ref, pusher=args.pusher, since=since,
+                    decision=args.decision)
+    if args.json:
+        print("".join(canonical(record).decode("utf-8") + "\n" for record in chosen), end="")
+    else:
+        print(render_table(chosen), end="")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    log_path = _log_of(args)
+    result = verify(log_path)
+    print(result.message if result.ok else f"{log_path}: {result.message}")
+    return 0 if result.ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``audit show`` and ``audit verify``; each sets ``func(args) -> exit code``."""
+    audit = subparsers.add_parser("audit", help="show or verify the audit log")
+    commands = audit.add_subparsers(dest="audit_command", required=True, metavar="{show,verify}")
+    show = commands.add_parser("show", help="show audit records as a table or JSON lines")
+    check = commands.add_parser("verify", help="verify the hash chain (exit 1 when broken)")
+    for parser in (show, check):
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--log", metavar="FILE", help="the audit log file")
+        where.add_argument("--repo", metavar="R",
+                           help="use R's <git dir>/stepup/audit.jsonl (default: the current dir)")
+    show.add_argument("--ref", help="a ref name or glob: refs/heads/main, main, refs/tags/v*")
+    show.add_argument("--pusher", help="only records of this pusher")
+    show.add_argument("--since", metavar="ISO", help="only records at or after this date or time")
+    show.add_argument("--decision", choices=["accept", "reject", "warn"])
+    show.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show.set_defaults(func=_show)
+    check.set_defaults(func=_verify)

@@ -1,0 +1,67 @@
+"""A persistent verification cache: (object id, keyring digest, policy digest) -> verification.
+
+It only ever saves work: a verification is a pure function of the object's bytes (named by its id),
+the keyring and the policy's SSH keys, so a hit under the same digests is the same answer. Anything
+going wrong with the cache file disables the cache for the push; it never decides a push.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+from .signatures import Verified
+
+FLUSH_EVERY = 1000
+
+
+class SqliteStore:
+    def __init__(self, path: Path, context: str) -> None:
+        self.context = context
+        self._pending: list[tuple[str, str, str]] = []
+        self._db: sqlite3.Connection | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS verified (oid TEXT NOT NULL, context TEXT NOT NULL, "
+                       "result TEXT NOT NULL, PRIMARY KEY (oid, context)) WITHOUT ROWID")
+            self._db = db
+        except sqlite3.Error:
+            self._db = None
+
+    def get(self, oid: str) -> Verified | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT result FROM verified WHERE oid = ? AND context = ?",
+                                   (oid, self.context)).fetchone()
+            return Verified.from_json(json.loads(row[0])) if row else None
+        except (sqlite3.Error, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, oid: str, verified: Verified) -> None:
+        if self._db is None:
+            return
+        self._pending.append((oid, self.context, json.dumps(verified.to_json(), sort_keys=True)))
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._db is None or not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?)", rows)
+        except sqlite3.Error:
+            pass
+
+
+def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> SqliteStore:
+    context = hashlib.sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
+    return SqliteStore(state_dir / "verified.sqlite", context)

@@ -1,0 +1,122 @@
+"""Wire a policy, a repository and the signature machinery together to judge updates.
+
+Shared by the hook, ``stepup-git check`` and ``stepup-git verify``; it reads no environment itself.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from .findings import Verdict, iso
+from .gitrepo import Repo, SignedObject, Update
+from .judge import CertificateProof, Context, Judge
+from .errors import PolicyError
+from .keyring import Keyring, keyring_problems
+from .policy import Policy
+from .signatures import Verified, Verifier
+
+MEMO_LIMIT = 4096
+
+
+class VerificationStore(Protocol):
+    """A persistent cache of verifications, keyed by object id under one keyring and policy."""
+
+    def get(self, oid: str) -> Verified | None: ...
+
+    def put(self, oid: str, verified: Verified) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class Signatures:
+    """Verifications of objects' signatures: a bounded memo, then the store, then the verifier."""
+
+    def __init__(self, verifier: Verifier, store: VerificationStore | None = None) -> None:
+        self.verifier = verifier
+        self.store = store
+        self._memo: OrderedDict[str, Verified] = OrderedDict()
+        self.verified_count = 0
+
+    def verified(self, obj: SignedObject) -> Verified | None:
+        if obj.signature is None:
+            return None
+        if (hit := self._memo.get(obj.oid)) is not None:
+            self._memo.move_to_end(obj.oid)
+            return hit
+        result = self.store.get(obj.oid) if self.store is not None else None
+        if result is None:
+            result = self.verifier.verify(obj.signature, obj.payload)
+            self.verified_count += 1
+            if self.store is not None:
+                self.store.put(obj.oid, result)
+        self._memo[obj.oid] = result
+        if len(self._memo) > MEMO_LIMIT:
+            self._memo.popitem(last=False)
+        return result
+
+
+@dataclass
+class Session:
+    """Everything needed to judge updates in one repository under one policy."""
+
+    policy: Policy
+    repo: Repo
+    keyring: Keyring
+    signatures: Signatures
+    state_dir: Path
+
+    @classmethod
+    def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, cache: bool = True) -> Session:
+        keyring = Keyring.open(policy, state_dir)
+        errors, _ = keyring_problems(policy, keyring, datetime.now(UTC))
+        if errors:
+            raise PolicyError(errors)  # a policy with an error never half-loads
+        verifier = Verifier(policy, keyring, state_dir, timeout=policy.settings.timeout.total_seconds())
+        store = None
+        if cache:
+            from .cache import open_store
+
+            store = open_store(state_dir, keyring.digest, policy.digest)
+        return cls(policy, repo, keyring, Signatures(verifier, store), state_dir)
+
+    def judge(self, updates: Sequence[Update], *, now: datetime, pusher: str | None,
+              push_cert: CertificateProof | None = None) -> list[Verdict]:
+        judge = Judge(self.policy, self.repo, self.keyring, self.signatures, Context(now, pusher, push_cert))
+        try:
+            return judge.judge(updates)
+        finally:
+            if self.signatures.store is not None:
+                self.signatures.store.flush()
+
+
+def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | None, mode: str,
+                 nonce_status: str | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The SPEC §8 record of one judged update (``prev``/``hash`` are added by the audit log)."""
+    zero = "0" * len(verdict.update.old or verdict.update.new or "0" * 40)
+    if verdict.allowed:
+        decision = "accept"
+    else:
+        decision = "warn" if mode == "audit" else "reject"
+    record: dict[str, Any] = {
+        "time": iso(now),
+        "repo": repo,
+        "pusher": pusher,
+        "ref": verdict.update.ref,
+        "old": verdict.update.old or zero,
+        "new": verdict.update.new or zero,
+        "action": verdict.action,
+        "decision": decision,
+        "rules": [r.to_json() for r in verdict.results],
+        "push_cert_nonce_status": nonce_status,
+        "mode": mode,
+    }
+    if verdict.error is not None:
+        record["error"] = verdict.error
+    if extra:
+        record.update(extra)
+    return record

@@ -1,0 +1,135 @@
+"""Findings are values; the hook, ``check``, ``--json`` and the audit log all render the same ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .gitrepo import Update
+
+MAX_SHOWN = 5  # findings printed per rule; the rest are counted
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A proof that counted (or was offered) for a rule: who, with which key, made when."""
+
+    kind: str  # "push-certificate", "tip-signature", "commit-signature", "tag-signature"
+    fingerprint: str
+    owner: str
+    tier: str
+    signed_at: datetime | None
+    object: str | None = None  # the object or certificate blob id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fingerprint": self.fingerprint, "owner": self.owner, "tier": self.tier,
+                "signed_at": iso(self.signed_at), "object": self.object}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Why a rule failed for one object: what was required, what was found, and the fix."""
+
+    ref: str
+    rule: str
+    object: str  # "commit 1a2b3c4", "tag v1.2 (1a2b3c4)", "the delete of refs/heads/prod"
+    required: str
+    found: str
+    fix: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"ref": self.ref, "rule": self.rule, "object": self.object, "required": self.required,
+                "found": self.found, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    reason: str
+    proofs: tuple[Proof, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    failed_count: int = 0  # objects that failed, when more than the findings kept
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.rule, "result": "pass" if self.passed else "fail", "reason": self.reason,
+                "proofs": [p.to_json() for p in self.proofs]}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one update."""
+
+    update: Update
+    action: str
+    results: tuple[RuleResult, ...] = ()
+    error: str | None = None  # the update could not be judged (fails closed)
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def allowed(self) -> bool:
+        return self.error is None and all(r.passed for r in self.results)
+
+
+def iso(when: datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
+
+
+def age(delta: timedelta) -> str:
+    """A short human duration: 45s, 12m, 3h 5m, 2d 4h."""
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h" if hours else f"{sign}{days}d"
+    if hours:
+        return f"{sign}{hours}h {minutes}m" if minutes else f"{sign}{hours}h"
+    if minutes:
+        return f"{sign}{minutes}m"
+    return f"{sign}{secs}s"
+
+
+def short(oid: str | None) -> str:
+    return oid[:10] if oid else "(none)"
+
+
+def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
+    """The lines a pusher sees (Git prefixes each with ``remote:``)."""
+    failed = [v for v in verdicts if not v.allowed]
+    lines: list[str] = []
+    if not failed:
+        applied = sum(1 for v in verdicts for r in v.results)
+        lines.append(f"stepup-git: push accepted ({len(verdicts)} update(s), {applied} rule check(s) passed)")
+        for v in verdicts:
+            for note in v.notes:
+                lines.append(f"stepup-git: note: {v.update.ref}: {note}")
+        return lines
+    if mode == "audit":
+        lines.append(f"stepup-git: WARNING (audit mode): {len(failed)} of {len(verdicts)} update(s) fail the policy; "
+                     "the push is accepted now but will be rejected once the policy is enforced")
+    else:
+        lines.append(f"stepup-git: push rejected: {len(failed)} of {len(verdicts)} update(s) fail the policy "
+                     "(nothing was updated)")
+    for v in failed:
+        if v.error is not None:
+            lines.append(f"{v.update.ref}: cannot be judged: {v.error}")
+            continue
+        for r in v.results:
+            if r.passed:
+                continue
+            for f in r.findings:
+                lines += [
+                    f"{f.ref}: rule \"{f.rule}\" failed for {f.object}",
+                    f"    required: {f.required}",
+                    f"    found:    {f.found}",
+                    f"    fix:      {f.fix}",
+                ]
+            more = r.failed_count - len(r.findings)
+            if more > 0:
+                lines.append(f"    ... and {more} more object(s) failing rule \"{r.rule}\" the same way")
+    return lines

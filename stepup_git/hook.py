@@ -1,0 +1,155 @@
+"""The pre-receive hook entry: gather stdin and the environment, judge, audit, print, exit 0 or 1.
+
+Fails closed: any error, timeout or unreadable policy rejects the push with one line (in audit mode an
+error inside judging warns and accepts, but a policy that cannot be loaded always rejects: the hook
+cannot know what to protect). Run as ``python -m stepup_git.hook``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from .errors import StepupError
+
+PREFIX = "stepup-git"
+DEFAULT_TIMEOUT = 120
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise _Deadline()
+
+
+def pusher_from(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    """The first set, non-empty variable of ``names`` (SPEC §5.4)."""
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    out = out or sys.stderr
+    raw = sys.stdin.buffer.read() if stdin is None else stdin
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(DEFAULT_TIMEOUT)
+    mode = "enforce"
+    try:
+        mode, code = _run(raw, env, out)
+        return code
+    except _Deadline:
+        return _fail(out, mode, "the policy check did not finish in time")
+    except StepupError as exc:
+        return _fail(out, mode, str(exc))
+    except Exception as exc:  # fail closed on anything unforeseen, without a traceback
+        if env.get("STEPUP_DEBUG"):
+            import traceback
+
+            traceback.print_exc(file=out)
+        return _fail(out, mode, f"internal error ({type(exc).__name__}: {exc})")
+    finally:
+        signal.alarm(0)
+
+
+def _fail(out: TextIO, mode: str, reason: str) -> int:
+    reason = " ".join(reason.split())
+    if mode == "audit":
+        print(f"{PREFIX}: WARNING (audit mode): {reason}; the push is accepted", file=out)
+        return 0
+    print(f"{PREFIX}: push rejected: {reason}", file=out)
+    return 1
+
+
+def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
+    from . import policy as policy_mod
+    from .errors import GitError, PolicyError
+    from .gitrepo import Repo, parse_updates
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GitError("the hook's input is not UTF-8 text") from None
+    updates = parse_updates(text)
+
+    repo = Repo(env.get("GIT_DIR") or ".", from_env=True)
+    git_dir = Path(repo.path)
+    config = repo.git.config
+    policy_path = _config(config, "stepup.policy")
+    if not policy_path:
+        raise PolicyError([f"no policy configured for {git_dir} (run: stepup-git install {git_dir} --policy FILE)"])
+    policy_file = Path(policy_path) if os.path.isabs(policy_path) else git_dir / policy_path
+    policy = policy_mod.load(policy_file)  # an error here rejects whatever the mode
+    mode = _config(config, "stepup.mode") or policy.settings.mode
+    if mode not in policy_mod.MODES:
+        raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])
+    signal.alarm(max(1, int(policy.settings.timeout.total_seconds())))
+
+    now = datetime.now(UTC)
+    pusher = pusher_from(env, policy.settings.pusher_env)
+    state_dir = git_dir / "stepup"
+
+    chained = _config(config, "stepup.chain")
+    chained_code = _run_chained(chained, raw, env) if chained else 0
+
+    from .evaluate import Session, audit_record
+    from .findings import render
+    from .pushcert import from_environment
+
+    session = Session.open(policy, repo, state_dir)
+    certificate = from_environment(env, session, now)
+    verdicts = session.judge(updates, now=now, pusher=pusher, push_cert=certificate)
+    allowed = all(v.allowed for v in verdicts) and chained_code == 0
+    accepted = allowed or (mode == "audit" and chained_code == 0)
+    if certificate is not None:
+        certificate.commit_use(verdicts, accepted)
+
+    from . import audit
+
+    nonce = env.get("GIT_PUSH_CERT_NONCE_STATUS") or None
+    extra: dict[str, object] = {"push_cert": certificate.blob_id} if certificate is not None else {}
+    if chained:
+        extra["chained_hook_exit"] = chained_code
+    records = [audit_record(v, now=now, repo=str(git_dir), pusher=pusher, mode=mode, nonce_status=nonce,
+                            extra=extra) for v in verdicts]
+    log = policy.settings.audit_log or state_dir / "audit.jsonl"
+    audit.append(log, records)  # raises AuditError: no enforcement decision without its record
+
+    for line in render(verdicts, mode=mode):
+        print(line, file=out)
+    if chained_code != 0:
+        print(f"{PREFIX}: push rejected: the chained pre-receive hook {chained} exited {chained_code}", file=out)
+    return mode, 0 if accepted else 1
+
+
+def _config(config: object, name: str) -> str | None:
+    try:
+        value = config[name]  # type: ignore[index]
+    except (KeyError, ValueError):
+        return None
+    return str(value) if value else None
+
+
+def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
+    """Run the pre-receive hook that stepup-git was installed in front of, with the same input."""
+    try:
+        proc = subprocess.run([path], input=raw, env=dict(env), check=False, stdout=sys.stderr)
+    except OSError as exc:
+        raise StepupError(f"cannot run the chained pre-receive hook {path}: {exc.strerror}") from None
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

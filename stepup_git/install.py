@@ -1,0 +1,139 @@
+"""``stepup-git install``: put the hook in front of repositories, idempotently.
+
+Sets ``stepup.policy`` (and ``stepup.mode`` with ``--mode``), a random per-repository
+``receive.certNonceSeed`` (a shared seed lets a nonce from one repository pass in another), a
+``receive.certNonceSlop`` no larger than the default freshness window, and
+``receive.advertisePushOptions``. A foreign pre-receive hook is never replaced silently: with
+``--chain`` it is kept beside ours and run first with the same input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import StepupError, UsageError
+
+MARKER = "stepup-git pre-receive launcher"
+CHAINED = "pre-receive.stepup-chained"
+MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("install", help="install the pre-receive hook into repositories")
+    p.add_argument("repos", nargs="+", type=Path, metavar="REPO")
+    p.add_argument("--policy", type=Path, help="the policy file (default: keep the configured one)")
+    p.add_argument("--mode", choices=["audit", "enforce"], help="override the policy's settings.mode")
+    p.add_argument("--chain", action="store_true", help="keep an existing pre-receive hook and run it too")
+    p.set_defaults(func=cmd_install)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    failed = 0
+    for repo in args.repos:
+        try:
+            print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain))
+        except StepupError as exc:
+            failed += 1
+            for line in getattr(exc, "problems", None) or [str(exc)]:
+                print(f"stepup-git: {repo}: {line}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def launcher_text(python: str) -> str:
+    template = resources.files("stepup_git").joinpath("launcher.sh").read_text()
+    return template.replace("'@PYTHON@'", _shell_quote(python))
+
+
+def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False) -> str:
+    import pygit2
+
+    from .policy import load
+
+    try:
+        repo = pygit2.Repository(str(repo_path))
+    except (pygit2.GitError, KeyError):
+        raise StepupError(f"not a Git repository: {repo_path}") from None
+    git_dir = Path(repo.path).resolve()
+    config = repo.config
+
+    if policy is not None:
+        policy_file = policy.resolve()
+        from .policycheck import check_policy
+
+        problems, _ = check_policy(policy_file)
+        if problems:
+            from .errors import PolicyError
+
+            raise PolicyError(["the policy has errors; nothing was installed", *problems])
+    elif (configured := _get(config, "stepup.policy")) is not None:
+        policy_file = Path(configured)
+    else:
+        raise UsageError("no --policy given and none is configured (stepup.policy)")
+    loaded = load(policy_file)
+
+    hooks_dir = _hooks_dir(repo, git_dir)
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    hook = hooks_dir / "pre-receive"
+    chained = hooks_dir / CHAINED
+    if hook.exists() and MARKER not in _read(hook):
+        if not chain:
+            raise UsageError(f"{hook} is another pre-receive hook; rerun with --chain to keep it and run it "
+                             "before stepup-git, or remove it")
+        if chained.exists():
+            raise UsageError(f"{chained} already exists; remove it or the current pre-receive hook first")
+        os.replace(hook, chained)
+    if chained.exists():
+        config["stepup.chain"] = str(chained)
+    tmp = hook.with_name(f".pre-receive.{os.getpid()}")
+    tmp.write_text(launcher_text(sys.executable))
+    tmp.chmod(0o755)
+    os.replace(tmp, hook)
+
+    config["stepup.policy"] = str(policy_file)
+    if mode is not None:
+        config["stepup.mode"] = mode
+    if not _get(config, "receive.certNonceSeed"):
+        config["receive.certNonceSeed"] = secrets.token_hex(32)
+    slop = min(MAX_SLOP, int(loaded.settings.fresh_within.total_seconds()))
+    current = _get(config, "receive.certNonceSlop")
+    if current is None or not current.isdigit() or int(current) > slop or int(current) == 0:
+        config["receive.certNonceSlop"] = str(slop)
+    config["receive.advertisePushOptions"] = "true"
+    effective = mode or _get(config, "stepup.mode") or loaded.settings.mode
+    note = f", chained: {chained.name}" if chained.exists() else ""
+    return f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"
+
+
+def _hooks_dir(repo: Any, git_dir: Path) -> Path:
+    configured = _get(repo.config, "core.hooksPath")
+    if not configured:
+        return git_dir / "hooks"
+    path = Path(os.path.expanduser(configured))
+    if path.is_absolute():
+        return path
+    base = Path(repo.workdir) if repo.workdir else git_dir
+    return base / path
+
+
+def _get(config: Any, name: str) -> str | None:
+    try:
+        return str(config[name])
+    except KeyError:
+        return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"

@@ -1,0 +1,304 @@
+"""Judge ref updates against the policy (SPEC §4). Pure of the environment: callers pass plain values.
+
+The steps of §4 are named in the code: (1) match rules by ref, action and changed paths; (2) ``signed``;
+(3) ``step-up``; (4) ``signed-tag``; (5) ``deny``. The push is all-or-nothing (6) and every finding says
+what was required, what was found and the fix (7); rendering is :mod:`stepup_git.findings`' job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from .errors import StepupError
+from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
+from .gitrepo import Repo, SignedObject, Update
+from .keyring import Keyring
+from .policy import Key, Policy, Rule
+from .signatures import Assessment, Verified, assess
+
+
+class SignatureSource(Protocol):
+    """Gives the verification of an object's signature (cached or fresh); None when unsigned."""
+
+    def verified(self, obj: SignedObject) -> Verified | None: ...
+
+
+class CertificateProof(Protocol):
+    """A push certificate as a proof source (SPEC §5.2)."""
+
+    def prove(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+        """(the signer's assessment when the certificate proves this update, else None; a description)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Context:
+    now: datetime
+    pusher: str | None
+    push_cert: CertificateProof | None = None
+
+
+class Judge:
+    def __init__(self, policy: Policy, repo: Repo, keyring: Keyring, signatures: SignatureSource,
+                 context: Context) -> None:
+        self.policy = policy
+        self.repo = repo
+        self.keyring = keyring
+        self.signatures = signatures
+        self.ctx = context
+
+    def judge(self, updates: Sequence[Update]) -> list[Verdict]:
+        return [self._judge_update(u) for u in updates]
+
+    def _judge_update(self, update: Update) -> Verdict:
+        try:
+            action = self.repo.action(update)
+            base = self.repo.base(update)
+            # Step 1: rules by ref and action, then by changed paths.
+            candidates = [r for r in self.policy.rules if r.matches_ref(update.ref) and action in r.on]
+            paths = _Paths(self.repo, update, base) if any(r.paths for r in candidates) else None
+            results = []
+            for rule in candidates:
+                matched = None
+                if rule.paths is not None:
+                    assert paths is not None
+                    matched = paths.first_match(rule)
+                    if matched is None:
+                        continue
+                results.append(self._evaluate(rule, update, action, base, matched))
+            notes = () if candidates else ("no rule applies",)
+            return Verdict(update, action, tuple(results), notes=notes)
+        except StepupError as exc:
+            return Verdict(update, "unknown", error=str(exc))
+
+    def _evaluate(self, rule: Rule, update: Update, action: str, base: str | None, path: str | None) -> RuleResult:
+        why = f"{action} of {update.ref}" + (f" changes {path} ({', '.join(rule.paths.texts)})" if rule.paths and path else "")
+        if rule.require == "deny":
+            return self._deny(rule, update, action, why)
+        if rule.require == "signed":
+            return self._signed(rule, update, base)
+        if rule.require == "step-up":
+            return self._step_up(rule, update, action, why)
+        return self._signed_tag(rule, update, action)
+
+    # Step 5: deny -------------------------------------------------------------------------
+
+    def _deny(self, rule: Rule, update: Update, action: str, why: str) -> RuleResult:
+        finding = Finding(update.ref, rule.name, f"the {action} of {update.ref}",
+                          required=f"nothing: rule \"{rule.name}\" denies this ({why})",
+                          found=f"a {action}", fix="this change is not allowed by the policy; ask a repository "
+                          "administrator if it must happen")
+        return RuleResult(rule.name, False, f"denied: {why}", findings=(finding,), failed_count=1)
+
+    # Step 2: signed -----------------------------------------------------------------------
+
+    def _signed(self, rule: Rule, update: Update, base: str | None) -> RuleResult:
+        assert rule.tier is not None
+        findings: list[Finding] = []
+        failed = checked = 0
+        signers: dict[str, Proof] = {}
+        tip = self.repo.peel_commit(update.new)
+        for oid in self.repo.added_commits(update, base):
+            checked += 1
+            obj = self.repo.signed_object(oid)
+            assert obj is not None
+            a = assess(self.signatures.verified(obj), self.policy, self.keyring, self.ctx.now)
+            problem = None
+            if not a.valid:
+                problem = a.found
+            elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
+                problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
+            if problem is None:
+                assert a.key is not None
+                signers.setdefault(a.key.id, _proof("commit-signature", a, oid))
+                continue
+            failed += 1
+            if len(findings) < MAX_SHOWN:
+                findings.append(Finding(
+                    update.ref, rule.name, f"commit {short(oid)}",
+                    required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
+                    found=problem, fix=_resign_fix(oid == tip, base, rule.tier)))
+        if failed:
+            return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
+                              findings=tuple(findings), failed_count=failed)
+        return RuleResult(rule.name, True, f"{checked} new commit(s) signed by policy keys",
+                          proofs=tuple(signers.values()))
+
+    # Step 3: step-up ----------------------------------------------------------------------
+
+    def _step_up(self, rule: Rule, update: Update, action: str, why: str) -> RuleResult:
+        assert rule.tier is not None
+        window, now = rule.fresh_within, self.ctx.now
+        offered: list[tuple[str, Assessment]] = []
+        found: list[str] = []
+        if "push-certificate" in rule.proofs:
+            if self.ctx.push_cert is None:
+                found.append("no signed push certificate (the push was not made with git push --signed)")
+            else:
+                a, text = self.ctx.push_cert.prove(update, window, now)
+                found.append(text)
+                if a is not None:
+                    offered.append(("push-certificate", a))
+        if "tip-signature" in rule.proofs and action != "delete":
+            a_tip, text = self._tip_proof(update, window, now)
+            found.append(text)
+            if a_tip is not None:
+                offered.append(("tip-signature", a_tip))
+        counted: dict[str, Proof] = {}
+        for kind, a in offered:
+            key = a.key
+            assert key is not None
+            if not self.policy.satisfies(key, rule.tier):
+                found.append(f"{key.owner}'s key {key.short} is tier {key.tier}, below {rule.tier}")
+            elif rule.bind_pusher and self.ctx.pusher is None:
+                found.append(f"the pusher is unknown, so {key.owner}'s proof cannot be bound to the pusher")
+            elif rule.bind_pusher and key.owner != self.ctx.pusher:
+                found.append(f"the proof is {key.owner}'s but the pusher is {self.ctx.pusher}")
+            elif key.id in counted:
+                found.append(f"{key.owner}'s key {key.short} already counted once")
+            else:
+                counted[key.id] = _proof(kind, a, None)
+        proofs = tuple(counted.values())
+        if len(counted) >= rule.signers:
+            names = ", ".join(f"{p.owner} ({p.kind})" for p in proofs)
+            return RuleResult(rule.name, True, f"step-up proven by {names}: {why}", proofs=proofs)
+        required = (f"{'a fresh proof' if rule.signers == 1 else f'fresh proofs from {rule.signers} different keys'} "
+                    f"of tier {rule.tier} or higher{' owned by the pusher' if rule.bind_pusher else ''}: "
+                    + " or ".join(_PROOF_TEXT[p].format(window=age(window)) for p in rule.proofs
+                                  if action != "delete" or p == "push-certificate")
+                    + f" ({why})")
+        if len(counted) and rule.signers > 1:
+            found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
+        finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
+                          found="; ".join(found) or "no proof", fix=_step_up_fix(rule, update, action))
+        return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
+                          failed_count=1)
+
+    def _tip_proof(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+        assert update.new is not None
+        obj = self.repo.signed_object(update.new)
+        label = self._object_label(update, "update")
+        if obj is None:
+            return None, f"the tip {label} cannot carry a signature"
+        a = assess(self.signatures.verified(obj), self.policy, self.keyring, now)
+        if not a.valid:
+            return None, f"tip {label}: {a.found}"
+        if a.signed_at is None:
+            return None, f"tip {label}: {a.found}, but SSH signatures carry no time, so they cannot prove freshness"
+        if a.signed_at < now - window:
+            return None, f"tip {label}: {a.found} {age(now - a.signed_at)} ago, older than {age(window)}"
+        if a.signed_at > now + self.policy.settings.clock_skew:
+            return None, f"tip {label}: {a.found} {age(a.signed_at - now)} in the future, beyond the clock skew"
+        return a, f"tip {label}: {a.found} {age(now - a.signed_at)} ago"
+
+    # Step 4: signed-tag -------------------------------------------------------------------
+
+    def _signed_tag(self, rule: Rule, update: Update, action: str) -> RuleResult:
+        assert rule.tier is not None
+        label = self._object_label(update, action)
+        name = update.ref.removeprefix("refs/tags/")
+        fix = f"git tag -s -f {name} <commit> (with a key of tier {rule.tier} or higher), then git push origin {name}"
+        if update.new is None:
+            problem = "a delete (a deleted tag cannot be signed)"
+            fix = f"deleting {update.ref} is not allowed by rule \"{rule.name}\"; ask a repository administrator"
+        elif self.repo.type_of(update.new) != "tag":
+            problem = f"a lightweight tag (points at a {self.repo.type_of(update.new)}; nothing is signed)"
+            fix = f"git tag -d {name} && " + fix
+        else:
+            obj = self.repo.signed_object(update.new)
+            assert obj is not None
+            a = assess(self.signatures.verified(obj), self.policy, self.keyring, self.ctx.now)
+            problem = None
+            if not a.valid:
+                problem = "an unsigned annotated tag" if obj.signature is None else a.found
+            elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
+                problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
+            elif rule.fresh_explicit and a.signed_at is not None and a.signed_at < self.ctx.now - rule.fresh_within:
+                problem = f"{a.found} {age(self.ctx.now - a.signed_at)} ago, older than {age(rule.fresh_within)}"
+            elif rule.fresh_explicit and a.signed_at is None:
+                problem = f"{a.found}, but SSH signatures carry no time, so they cannot prove freshness"
+            if problem is None:
+                assert a.key is not None
+                return RuleResult(rule.name, True, f"tag {a.found}", proofs=(_proof("tag-signature", a, update.new),))
+        finding = Finding(update.ref, rule.name, label,
+                          required=f"an annotated tag signed by a policy key of tier {rule.tier} or higher"
+                          + (f", signed within {age(rule.fresh_within)}" if rule.fresh_explicit else ""),
+                          found=problem, fix=fix)
+        return RuleResult(rule.name, False, f"tag not signed as required: {problem}", findings=(finding,),
+                          failed_count=1)
+
+    def _object_label(self, update: Update, action: str) -> str:
+        if update.new is None:
+            return f"the {action} of {update.ref}"
+        kind = self.repo.type_of(update.new)
+        if kind == "tag":
+            name, _, _ = self.repo.tag_info(update.new)
+            return f"tag {name} ({short(update.new)})"
+        return f"{kind} {short(update.new)}"
+
+
+_PROOF_TEXT = {
+    "push-certificate": "a signed push certificate for this update (git push --signed)",
+    "tip-signature": "a signature on the pushed tip made within the last {window}",
+}
+
+
+class _Paths:
+    """Changed paths of one update, computed lazily and at most once."""
+
+    def __init__(self, repo: Repo, update: Update, base: str | None) -> None:
+        self._seen: list[str] = []
+        self._known: set[str] = set()
+        added = list(repo.added_commits(update, base)) if update.new is not None else []
+        self._source: Iterator[str] | None = (
+            repo.changed_paths(update, base, added) if update.new is not None else iter(())
+        )
+
+    def first_match(self, rule: Rule) -> str | None:
+        assert rule.paths is not None
+        if (hit := rule.paths.first_match(self._seen)) is not None:
+            return hit
+        while self._source is not None:
+            for path in self._source:
+                if path in self._known:
+                    continue
+                self._known.add(path)
+                self._seen.append(path)
+                if rule.paths.first_match((path,)) is not None:
+                    return path
+            self._source = None
+        return None
+
+
+def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:
+    key: Key | None = a.key
+    assert key is not None
+    return Proof(kind, key.id, key.owner, key.tier, a.signed_at, obj)
+
+
+def _resign_fix(is_tip: bool, base: str | None, tier: str) -> str:
+    how = f"sign with a policy key of tier {tier} or higher (git config user.signingkey <key id>)"
+    if is_tip:
+        return f"{how}: git commit --amend --no-edit -S, then push again"
+    onto = short(base) if base else "--root"
+    return (f"{how}: git rebase --rebase-merges --exec 'git commit --amend --no-edit -S' {onto}, "
+            "then push again")
+
+
+def _step_up_fix(rule: Rule, update: Update, action: str) -> str:
+    assert rule.tier is not None
+    key = f"a key of tier {rule.tier} or higher" + (" that is yours" if rule.bind_pusher else "")
+    branch = update.ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    if action == "delete" or rule.proofs == ("push-certificate",):
+        target = f":{branch}" if action == "delete" else branch
+        cmd = f"git push --signed{' --force' if action == 'force-push' else ''} origin {target}"
+        return f"sign the push with {key}: git config user.signingkey <key id>, then {cmd}"
+    fix = (f"sign the push with {key}: git config user.signingkey <key id>, then git push --signed; "
+           f"or re-sign the tip now: git commit --amend --no-edit -S, then push")
+    if rule.signers > 1:
+        fix += (f"; {rule.signers} different people must each prove: e.g. one signs the tip commit "
+                "(git commit --amend --no-edit -S) and another pushes it with git push --signed")
+    return fix

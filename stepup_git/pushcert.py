@@ -1,0 +1,236 @@
+"""Signed push certificates as step-up proofs (SPEC §5.2).
+
+Git accepts a push whatever its certificate says when the hook exits 0, and its GIT_PUSH_CERT_STATUS
+comes from the server user's own GnuPG home, so none of that is trusted. The certificate blob is read
+and checked here: (1) parsed strictly; (2) its signature verified against the policy keyring and
+assessed like any other; (3) the nonce status Git computed is OK, or SLOP within the rule's window, and
+the nonce's own time stamp is within the window; (4) it lists this update's exact ``old new ref``;
+(5) it was never used before (a replay store, since over stateless HTTP a captured certificate
+replays with status OK inside the slop window).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import StepupError
+from .findings import Verdict, age
+from .gitrepo import Update, split_tag
+from .signatures import Assessment, assess
+
+if TYPE_CHECKING:
+    from .evaluate import Session
+
+_UPDATE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs/\S+)")
+_HEADERS = ("pusher", "pushee", "nonce", "push-option")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    version: str
+    pusher: str
+    pushee: str | None
+    nonce: str
+    options: tuple[str, ...]
+    updates: tuple[str, ...]
+    payload: bytes
+    signature: bytes
+
+
+def parse(raw: bytes) -> Certificate:
+    """Parse a push certificate strictly; raise ValueError saying what is wrong."""
+    signature, payload = split_tag(raw)
+    if signature is None:
+        raise ValueError("it carries no signature")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("it is not UTF-8 text") from None
+    head, sep, body = text.partition("\n\n")
+    if not sep:
+        raise ValueError("no blank line between its header and its update lines")
+    lines = head.split("\n")
+    if lines[0] != "certificate version 0.1":
+        raise ValueError(f"unknown first line {lines[0][:40]!r} (expected 'certificate version 0.1')")
+    fields: dict[str, list[str]] = {name: [] for name in _HEADERS}
+    for line in lines[1:]:
+        name, _, value = line.partition(" ")
+        if name not in fields or not value:
+            raise ValueError(f"unknown header line {line[:40]!r}")
+        fields[name].append(value)
+    for name in ("pusher", "nonce"):
+        if len(fields[name]) != 1:
+            raise ValueError(f"it must have exactly one {name} line")
+    if len(fields["pushee"]) > 1:
+        raise ValueError("it has more than one pushee line")
+    updates = tuple(line for line in body.split("\n") if line)
+    if not updates:
+        raise ValueError("it lists no updates")
+    for line in updates:
+        if not _UPDATE.fullmatch(line):
+            raise ValueError(f"malformed update line {line[:60]!r}")
+    return Certificate("0.1", fields["pusher"][0], (fields["pushee"] or [None])[0], fields["nonce"][0],
+                       tuple(fields["push-option"]), updates, payload, signature)
+
+
+def nonce_stamp(nonce: str) -> int | None:
+    """The issue time Git writes at the start of its nonces (``<seconds>-<hmac>``), if present."""
+    m = re.fullmatch(r"(\d{9,11})-[0-9a-f]+", nonce)
+    return int(m.group(1)) if m else None
+
+
+class ReplayStore:
+    """Accepted certificates (blob id, nonce, time), shared by concurrent pushes through SQLite."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.db.execute("CREATE TABLE IF NOT EXISTS used (blob TEXT PRIMARY KEY, nonce TEXT NOT NULL, "
+                            "used_at REAL NOT NULL)")
+        except sqlite3.Error as exc:
+            raise StepupError(f"cannot open the push certificate replay store {path}: {exc}") from None
+
+    def claim(self, blob: str, nonce: str, keep: timedelta) -> float | None:
+        """Record a certificate as used; return when it was first used if it already was."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("DELETE FROM used WHERE used_at < ?", (time.time() - keep.total_seconds(),))
+                row = self.db.execute("SELECT used_at FROM used WHERE blob = ?", (blob,)).fetchone()
+                if row:
+                    return float(row[0])
+                self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, time.time()))
+                return None
+        except sqlite3.Error as exc:
+            raise StepupError(f"cannot use the push certificate replay store: {exc}") from None
+
+    def release(self, blob: str) -> None:
+        try:
+            with self.db:
+                self.db.execute("DELETE FROM used WHERE blob = ?", (blob,))
+        except sqlite3.Error:
+            pass
+
+
+class PushCertificate:
+    """The push's certificate as a proof source for the judge."""
+
+    def __init__(self, blob_id: str, raw: bytes, session: Session, *, nonce_status: str | None,
+                 nonce_slop: str | None, expected_nonce: str | None, replay: ReplayStore | None) -> None:
+        self.blob_id = blob_id
+        self.raw = raw
+        self.session = session
+        self.nonce_status = nonce_status
+        self.nonce_slop = nonce_slop
+        self.expected_nonce = expected_nonce
+        self.replay = replay  # None: a dry run, where nonce and replay cannot be judged
+        self.claimed = False
+        self.error: str | None = None
+        self.cert: Certificate | None = None
+        self._assessment: Assessment | None = None
+        try:
+            self.cert = parse(raw)
+        except ValueError as exc:
+            self.error = f"malformed push certificate {blob_id[:10]}: {exc}"
+
+    def signer(self, now: datetime) -> Assessment:
+        if self._assessment is None:
+            assert self.cert is not None
+            s = self.session
+            verified = s.signatures.verifier.verify(self.cert.signature, self.cert.payload)
+            self._assessment = assess(verified, s.policy, s.keyring, now)
+        return self._assessment
+
+    def prove(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+        # Step 1: parsed strictly.
+        if self.cert is None:
+            return None, self.error or "malformed push certificate"
+        cert = self.cert
+        # Step 2: the signature, verified against the policy keyring, not Git's GPG status.
+        a = self.signer(now)
+        if not a.valid:
+            return None, f"push certificate {a.found}"
+        # Step 3: the nonce Git issued for this push, and how old it is.
+        if self.replay is not None:
+            status = self.nonce_status or "MISSING"
+            if self.expected_nonce and cert.nonce != self.expected_nonce:
+                return None, "push certificate nonce does not match the nonce Git reports for this push"
+            if status == "SLOP":
+                try:
+                    slop = abs(int(self.nonce_slop or ""))
+                except ValueError:
+                    return None, "push certificate nonce status SLOP without a slop value"
+                if slop > window.total_seconds():
+                    return None, f"push certificate nonce is {age(timedelta(seconds=slop))} old, older than {age(window)}"
+            elif status != "OK":
+                return None, f"push certificate nonce status is {status} (not issued by this server for this push)"
+            if (stamp := nonce_stamp(cert.nonce)) is not None:
+                issued = now.timestamp() - stamp
+                if issued > window.total_seconds() or issued < -self.session.policy.settings.clock_skew.total_seconds():
+                    return None, f"push certificate nonce was issued {age(timedelta(seconds=issued))} ago, outside {age(window)}"
+        # Step 4: the exact update.
+        if update.line not in cert.updates:
+            return None, f"push certificate {a.found} does not list this update ({update.line})"
+        # Step 5: never used before.
+        if self.replay is not None and not self.claimed:
+            first = self.replay.claim(self.blob_id, cert.nonce, self._keep())
+            if first is not None:
+                when = datetime.fromtimestamp(first).astimezone(now.tzinfo)
+                return None, (f"push certificate {self.blob_id[:10]} was already used at {when:%Y-%m-%d %H:%M:%S} "
+                              "(a replayed certificate)")
+            self.claimed = True
+        note = "" if self.replay is not None else " (nonce and replay not judged outside a push)"
+        return a, f"push certificate {a.found}, nonce {self.nonce_status or 'n/a'}{note}"
+
+    def _keep(self) -> timedelta:
+        p = self.session.policy
+        windows = [p.settings.fresh_within, *(r.fresh_within for r in p.rules)]
+        return max(windows) + p.settings.clock_skew + timedelta(minutes=1)
+
+    def commit_use(self, verdicts: Sequence[Verdict], accepted: bool) -> None:
+        """Keep the certificate when the push goes through; free its claim when it does not."""
+        if self.replay is None or not self.claimed:
+            return
+        if not accepted:
+            self.replay.release(self.blob_id)
+            return
+        certs = self.session.state_dir / "certs"
+        try:
+            certs.mkdir(parents=True, exist_ok=True)
+            (certs / f"{self.blob_id}.txt").write_bytes(self.raw)
+        except OSError as exc:
+            raise StepupError(f"cannot keep the push certificate in {certs}: {exc.strerror}") from None
+
+
+def from_environment(env: Mapping[str, str], session: Session, now: datetime) -> PushCertificate | None:
+    """The certificate of the push being received, if the client signed it."""
+    blob = env.get("GIT_PUSH_CERT", "").strip()
+    if not blob:
+        return None
+    obj = session.repo.git.get(blob)
+    if obj is None or obj.type_str != "blob":
+        raise StepupError(f"the push certificate {blob[:10]} is not in the repository")
+    replay = ReplayStore(session.state_dir / "push-certs.sqlite")
+    return PushCertificate(blob, bytes(obj.data), session, nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
+                           nonce_slop=env.get("GIT_PUSH_CERT_NONCE_SLOP"), expected_nonce=env.get("GIT_PUSH_CERT_NONCE"),
+                           replay=replay)
+
+
+def from_file(path: Path, session: Session) -> PushCertificate:
+    """A certificate for a dry run (``stepup-git check --push-cert FILE``)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StepupError(f"cannot read the push certificate {path}: {exc.strerror}") from None
+    import hashlib
+
+    blob_id = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()
+    return PushCertificate(blob_id, raw, session, nonce_status=None, nonce_slop=None, expected_nonce=None, replay=None)

@@ -1,0 +1,185 @@
+"""Verify signatures (SPEC §5.1) and decide whether a verified signature counts under the policy.
+
+Verification answers one question: does this signature verify over these exact bytes, and by which
+key, made when? (:class:`Verified`). Whether it counts — the key is in the policy, not revoked or
+expired in OpenPGP terms, not past its policy ``expires`` — is decided once, in :func:`assess`, so
+every verifier gives the same verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import SignatureError
+from .keyring import Keyring, ssh_principal
+from .policy import Key, Policy, parse_ssh_key
+
+PGP_MARK = b"-----BEGIN PGP SIGNATURE-----"
+SSH_MARK = b"-----BEGIN SSH SIGNATURE-----"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The cryptographic outcome of one signature over one payload."""
+
+    ok: bool
+    kind: str  # "openpgp", "ssh" or "unknown"
+    key_id: str | None = None  # primary fingerprint, or SSH "SHA256:..." id
+    signing_key: str | None = None  # the (sub)key fingerprint that made it
+    created: datetime | None = None
+    expires: datetime | None = None  # the signature's own expiry
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "kind": self.kind, "key_id": self.key_id, "signing_key": self.signing_key,
+            "created": self.created.timestamp() if self.created else None,
+            "expires": self.expires.timestamp() if self.expires else None, "problem": self.problem,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Verified:
+        ts = {k: datetime.fromtimestamp(d[k], UTC) if d.get(k) is not None else None for k in ("created", "expires")}
+        return cls(ok=bool(d["ok"]), kind=str(d["kind"]), key_id=d.get("key_id"), signing_key=d.get("signing_key"),
+                   created=ts["created"], expires=ts["expires"], problem=d.get("problem"))
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Whether a signature counts under the policy, and how to describe what was found."""
+
+    valid: bool
+    key: Key | None
+    signed_at: datetime | None
+    found: str  # e.g. "signed by alice (maintainer, key 0123456789ABCDEF)" or "unsigned"
+
+
+class Verifier:
+    """Verifies OpenPGP signatures against the private keyring and SSH signatures against the policy."""
+
+    def __init__(self, policy: Policy, keyring: Keyring, state_dir: Path, *, timeout: float = 30) -> None:
+        self.policy = policy
+        self.keyring = keyring
+        self.state_dir = state_dir
+        self.timeout = timeout
+        self._gpg: Any = None
+        self._allowed: Path | None = None
+
+    def verify(self, signature: bytes, payload: bytes) -> Verified:
+        sig = signature.lstrip()
+        if sig.startswith(PGP_MARK):
+            return self._openpgp(signature, payload)
+        if sig.startswith(SSH_MARK):
+            return self._ssh(signature, payload)
+        return Verified(False, "unknown", problem="unsupported signature format (only OpenPGP and SSH are accepted)")
+
+    # -- OpenPGP, through python-gnupg and the system gpg ---------------------------------------
+
+    def _openpgp(self, signature: bytes, payload: bytes) -> Verified:
+        if self._gpg is None:
+            import gnupg
+
+            if shutil.which("gpg") is None:
+                raise SignatureError("gpg is not installed on the server (install gnupg)")
+            self._gpg = gnupg.GPG(gnupghome=str(self.keyring.home), options=["--no-autostart"])
+        with tempfile.NamedTemporaryFile(prefix="stepup-sig-", suffix=".asc") as f:
+            f.write(signature)
+            f.flush()
+            result = self._gpg.verify_data(f.name, payload)
+        if result.returncode is None:
+            raise SignatureError("gpg did not finish verifying a signature")
+        # Step 1: VALIDSIG is what gpg says when the signature verifies over these bytes. It is also
+        # said for an expired or revoked key (``valid`` is then False); that is judged in assess().
+        if result.pubkey_fingerprint and result.sig_timestamp:
+            primary = self.keyring.primary_of(result.pubkey_fingerprint) or result.pubkey_fingerprint
+            expires = int(result.expire_timestamp) if str(result.expire_timestamp or "0").isdigit() else 0
+            return Verified(True, "openpgp", key_id=primary, signing_key=result.fingerprint,
+                            created=datetime.fromtimestamp(int(result.sig_timestamp), UTC),
+                            expires=datetime.fromtimestamp(expires, UTC) if expires else None)
+        # Step 2: everything else is a failure; say which.
+        status = result.status or "no signature found"
+        key_id = result.fingerprint or result.key_id
+        if status == "no public key" or (status == "signature error" and key_id):
+            return Verified(False, "openpgp", key_id=key_id, problem=f"signed by unknown key {key_id}")
+        if status == "signature bad":
+            return Verified(False, "openpgp", key_id=key_id, problem="bad signature (the signed content was changed)")
+        return Verified(False, "openpgp", key_id=key_id, problem=f"signature does not verify ({status})")
+
+    # -- SSH, through ssh-keygen -Y verify ------------------------------------------------------
+
+    def _ssh(self, signature: bytes, payload: bytes) -> Verified:
+        try:
+            _, key_id = parse_ssh_key(ssh_signature_key(signature))
+        except ValueError as exc:
+            return Verified(False, "ssh", problem=f"malformed SSH signature: {exc}")
+        key = self.policy.key(key_id)
+        if key is None:
+            return Verified(False, "ssh", key_id=key_id, problem=f"signed by SSH key {key_id}, which the policy does not list")
+        keygen = shutil.which("ssh-keygen")
+        if keygen is None:
+            raise SignatureError("ssh-keygen is not installed on the server (install openssh-client)")
+        if self._allowed is None:
+            self._allowed = self.keyring.allowed_signers(self.policy, self.state_dir)
+        fd, sig_path = tempfile.mkstemp(prefix="stepup-sshsig-")
+        try:
+            os.write(fd, signature)
+            os.close(fd)
+            proc = subprocess.run(
+                [keygen, "-Y", "verify", "-f", str(self._allowed), "-I", ssh_principal(key_id), "-n", "git",
+                 "-s", sig_path], input=payload, capture_output=True, timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise SignatureError(f"ssh-keygen did not answer within {self.timeout:.0f}s") from None
+        finally:
+            os.unlink(sig_path)
+        if proc.returncode == 0:
+            return Verified(True, "ssh", key_id=key_id)
+        return Verified(False, "ssh", key_id=key_id, problem="bad SSH signature (the signed content was changed)")
+
+
+def ssh_signature_key(signature: bytes) -> str:
+    """The public key ("type base64") embedded in an armored SSHSIG signature."""
+    lines = signature.decode("ascii", errors="replace").strip().splitlines()
+    try:
+        blob = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except ValueError:
+        raise ValueError("not base64") from None
+    if not blob.startswith(b"SSHSIG"):
+        raise ValueError("no SSHSIG magic")
+    n = int.from_bytes(blob[10:14], "big")
+    key_blob = blob[14 : 14 + n]
+    t = int.from_bytes(key_blob[:4], "big")
+    return f"{key_blob[4:4 + t].decode('ascii', errors='replace')} {base64.b64encode(key_blob).decode()}"
+
+
+def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: datetime) -> Assessment:
+    """Decide whether a verified signature counts (SPEC §5.1), the same way for every verifier."""
+    if verified is None:
+        return Assessment(False, None, None, "no signature")
+    if not verified.ok:
+        return Assessment(False, None, verified.created, verified.problem or "a signature that does not verify")
+    key = policy.key(verified.key_id or "")
+    if key is None:
+        return Assessment(False, None, verified.created,
+                          f"signed by key {verified.key_id}, which the policy does not list")
+    who = f"{key.owner} ({key.tier}, key {key.short})"
+    if verified.kind == "openpgp":
+        info = keyring.keys.get(key.id)
+        if info is None:
+            return Assessment(False, key, verified.created, f"signed by {who}, but the key is not in the keyring folder")
+        if problem := info.problem(now, verified.signing_key):
+            return Assessment(False, key, verified.created, f"signed by {who}, but {problem}")
+        if verified.expires is not None and verified.expires <= now:
+            return Assessment(False, key, verified.created,
+                              f"signed by {who}, but the signature expired on {verified.expires:%Y-%m-%d}")
+    if not key.honoured_on(now.date()):
+        return Assessment(False, key, verified.created,
+                          f"signed by {who}, but the policy stopped honouring the key after {key.expires}")
+    return Assessment(True, key, verified.created, f"signed by {who}")
