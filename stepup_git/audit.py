@@ -63,7 +63,7 @@ def _load_head(path: Path) -> _Head | None:
 def _head_from_log(log_path: Path) -> _Head:
     """The chain's end read from the log itself, for when the head file is missing or invalid."""
     head = _Head(GENESIS, 0)
-    if log_path.exists():
+    if log_path.is_file():
         for raw in log_path.read_bytes().splitlines():
             try:
                 digest = json.loads(raw).get("hash")

@@ -285,8 +285,13 @@ def load_with_warnings(path: str | Path) -> tuple[Policy | None, list[str], list
     loader = _Loader(path, text)
     policy = _build(loader, path, hashlib.sha256(raw).hexdigest(), data)
     if loader.problems:
-        return None, loader.problems, loader.warnings
+        return None, sorted(loader.problems, key=_line_of), loader.warnings
     return policy, [], loader.warnings
+
+
+def _line_of(problem: str) -> int:
+    m = re.search(r":(\d+): ", problem)
+    return int(m.group(1)) if m else 0
 
 
 def _build(ld: _Loader, path: Path, digest: str, data: dict[str, Any]) -> Policy:

@@ -65,11 +65,14 @@ class Assessment:
 class Verifier:
     """Verifies OpenPGP signatures against the private keyring and SSH signatures against the policy."""
 
-    def __init__(self, policy: Policy, keyring: Keyring, state_dir: Path, *, timeout: float = 30) -> None:
+    def __init__(self, policy: Policy, keyring: Keyring, state_dir: Path, *, timeout: float = 30,
+                 fast: bool = True) -> None:
         self.policy = policy
         self.keyring = keyring
         self.state_dir = state_dir
         self.timeout = timeout
+        self.fast = fast  # try the in-process Sequoia verifier first (stepup_git.sequoia)
+        self._fast: Any = None
         self._gpg: Any = None
         self._allowed: Path | None = None
 
@@ -81,9 +84,25 @@ class Verifier:
             return self._ssh(signature, payload)
         return Verified(False, "unknown", problem="unsupported signature format (only OpenPGP and SSH are accepted)")
 
-    # -- OpenPGP, through python-gnupg and the system gpg ---------------------------------------
+    # -- OpenPGP: Sequoia in-process when it can answer, else python-gnupg and the system gpg ----
 
     def _openpgp(self, signature: bytes, payload: bytes) -> Verified:
+        if self.fast and self._fast is None:
+            from . import sequoia
+
+            self._fast = sequoia.load(self.keyring) or False
+        if self._fast:
+            answer = self._fast.verify(signature, payload)
+            if answer is not None:
+                kind, detail = answer
+                if kind == "good":
+                    primary, signing_key, created, expires = detail
+                    return Verified(True, "openpgp", key_id=primary, signing_key=signing_key,
+                                    created=created, expires=expires)
+                return Verified(False, "openpgp", key_id=detail, problem=f"signed by unknown key {detail}")
+        return self._gnupg(signature, payload)
+
+    def _gnupg(self, signature: bytes, payload: bytes) -> Verified:
         if self._gpg is None:
             import gnupg
 

@@ -148,7 +148,7 @@ def test_syslog_gets_one_summary_line_per_record(log: Path, monkeypatch: pytest.
     (written,) = audit.append(log, [make_record(1, ref="refs/heads/ma\nin")], syslog=True)
     assert sent == [(syslog.LOG_INFO,
                      "audit accept update refs/heads/ma?in by alice in /srv/git/app.git "
-                     f"00000000..00000000 hash={written['hash']}")]
+                     f"356a192b..da4b9237 hash={written['hash']}")]
 
 
 def test_syslog_failures_are_ignored(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,87 @@
+"""In-process OpenPGP verification with Sequoia (pysequoia), the fast path for bulk commits.
+
+It answers only what it can answer the same way as gpg: a signature that verifies (who, when) and a
+signature whose issuer is not in the keyring. Anything else (a bad signature, an algorithm Sequoia's
+policy refuses, a parse error) returns None and the caller asks gpg, the reference verifier. Whether a
+key is expired or revoked is not decided here but by :func:`stepup_git.signatures.assess`, from the
+same keyring listing for both verifiers.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from .keyring import Keyring
+
+
+def load(keyring: Keyring) -> SequoiaVerifier | None:
+    """A verifier over the keyring's certificates, or None when pysequoia is not installed."""
+    # A failed verify would otherwise capture a Rust backtrace (slow, and noise) when the server's
+    # environment has RUST_BACKTRACE set; the library variable takes precedence for library errors.
+    os.environ["RUST_LIB_BACKTRACE"] = "0"
+    try:
+        import pysequoia
+    except ImportError:
+        return None
+    return SequoiaVerifier(pysequoia, keyring)
+
+
+class SequoiaVerifier:
+    def __init__(self, module: Any, keyring: Keyring) -> None:
+        self._ps = module
+        self.keyring = keyring
+        self._certs: dict[str, Any] = {}  # primary fingerprint -> Cert
+        self._by_key_id: dict[str, str] = {}  # 16-hex key id of a primary or subkey -> primary
+        for path in keyring.certificate_files():
+            try:
+                certs = module.Cert.split_bytes(path.read_bytes())
+            except Exception:  # unreadable by Sequoia: those keys go through gpg
+                continue
+            for cert in certs:
+                primary = cert.fingerprint.upper()
+                if primary not in keyring.keys:
+                    continue
+                self._certs[primary] = cert
+        for primary, info in keyring.keys.items():
+            for fpr in (primary, *(s.fingerprint for s in info.subkeys)):
+                self._by_key_id[fpr[-16:]] = primary
+
+    def issuer(self, sig: Any) -> str | None:
+        fpr = getattr(sig, "issuer_fingerprint", None)
+        if fpr:
+            return self.keyring.primary_of(str(fpr).upper())
+        key_id = getattr(sig, "issuer_key_id", None)
+        return self._by_key_id.get(str(key_id).upper()) if key_id else None
+
+    def verify(self, signature: bytes, payload: bytes) -> tuple[str, Any] | None:
+        """("good", details) or ("unknown", issuer id), or None when gpg must decide."""
+        ps = self._ps
+        try:
+            sig = ps.Sig.from_bytes(signature)
+        except Exception:
+            return None
+        primary = self.issuer(sig)
+        if primary is None:
+            issuer = getattr(sig, "issuer_fingerprint", None) or getattr(sig, "issuer_key_id", None)
+            return ("unknown", str(issuer).upper() if issuer else None)
+        cert = self._certs.get(primary)
+        if cert is None:
+            return None
+        try:
+            result = ps.verify(bytes=payload, store=lambda _ids: [cert], signature=sig)
+        except Exception:
+            return None
+        for valid in result.valid_sigs:
+            if str(valid.certificate).upper() == primary:
+                created = sig.created
+                expires = sig.expiration
+                return ("good", (primary, str(valid.signing_key).upper(), _utc(created), _utc(expires)))
+        return None
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
