@@ -52,10 +52,14 @@ class RuleResult:
     proofs: tuple[Proof, ...] = ()
     findings: tuple[Finding, ...] = ()
     failed_count: int = 0  # objects that failed, when more than the findings kept
+    path: str | None = None  # the changed path that made a path rule apply
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.rule, "result": "pass" if self.passed else "fail", "reason": self.reason,
-                "proofs": [p.to_json() for p in self.proofs]}
+        out: dict[str, Any] = {"name": self.rule, "result": "pass" if self.passed else "fail",
+                               "reason": self.reason, "proofs": [p.to_json() for p in self.proofs]}
+        if self.path is not None:
+            out["path"] = self.path
+        return out
 
 
 @dataclass(frozen=True)

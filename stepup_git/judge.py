@@ -8,7 +8,7 @@ what was required, what was found and the fix (7); rendering is :mod:`stepup_git
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -68,7 +68,8 @@ class Judge:
                     matched = paths.first_match(rule)
                     if matched is None:
                         continue
-                results.append(self._evaluate(rule, update, action, base, matched))
+                result = self._evaluate(rule, update, action, base, matched)
+                results.append(replace(result, path=matched) if matched else result)
             notes = () if candidates else ("no rule applies",)
             return Verdict(update, action, tuple(results), notes=notes)
         except StepupError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -85,7 +86,7 @@ def test_appends_build_one_chain(log: Path) -> None:
 
     assert [r["n"] for r in written] == [1, 2, 3, 4, 5]
     assert written[0]["prev"] == audit.GENESIS
-    for before, after in zip(written, written[1:], strict=False):
+    for before, after in itertools.pairwise(written):
         assert after["prev"] == before["hash"]
     for record in written:
         body = {k: v for k, v in record.items() if k != "hash"}
