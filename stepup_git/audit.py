@@ -38,6 +38,15 @@ def record_hash(record_without_hash: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical(record_without_hash)).hexdigest()
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(raw: bytes) -> object:
+    """Strict JSON: no NaN or Infinity, which canonical JSON cannot hold."""
+    return json.loads(raw, parse_constant=_no_constant)
+
+
 def _beside(log_path: Path, suffix: str) -> Path:
     return log_path.with_name(log_path.name + suffix)
 
@@ -231,8 +240,8 @@ def _check_line(number: int, raw: bytes, prev: str) -> str | None:
     """What is wrong with one log line given the previous record's hash; None when intact."""
     # Step 1: the line is a JSON object with a hash.
     try:
-        record = json.loads(raw)
-    except ValueError:
+        record = _parse(raw)
+    except (ValueError, RecursionError):
         return "not valid JSON"
     if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
         return "not a record with a hash"
@@ -258,8 +267,8 @@ def read(log_path: Path) -> Iterator[Record]:
         with log_path.open("rb") as log:
             for number, raw in enumerate(log, start=1):
                 try:
-                    record = json.loads(raw)
-                except ValueError:
+                    record = _parse(raw)
+                except (ValueError, RecursionError):
                     record = None
                 if not isinstance(record, dict):
                     raise AuditError(f"{log_path}:{number}: not a JSON record "

@@ -536,3 +536,30 @@ def test_cli_log_and_repo_exclude_each_other(log: Path, capsys: pytest.CaptureFi
         parser().parse_args(["audit", "verify", "--log", str(log), "--repo", "."])
     assert caught.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_nan_is_not_json(log: Path) -> None:
+    audit.append(log, [make_record(1)])
+    log.write_bytes(log.read_bytes().replace(b'"n":1', b'"n":NaN'))
+    assert audit.verify(log) == audit.Verification(False, 0, 1, "line 1: not valid JSON")
+
+
+def test_append_with_an_invalid_head_continues_from_the_last_record(log: Path) -> None:
+    written = write_five(log)
+    (log.parent / "audit.jsonl.head").write_text("{not json")
+    with log.open("ab") as f:
+        f.write(b"[]\n")
+    (seventh,) = audit.append(log, [make_record(7)])
+    assert seventh["prev"] == written[-1]["hash"]
+    assert head_of(log) == {"count": 7, "hash": seventh["hash"]}
+    assert audit.verify(log) == audit.Verification(
+        False, 5, 6, "line 6: not a record with a hash")
+
+
+def test_lock_file_that_cannot_be_opened(log: Path) -> None:
+    (log.parent / "audit.jsonl.lock").mkdir(parents=True)
+    with pytest.raises(AuditError) as caught:
+        audit.append(log, [make_record(1)])
+    assert str(caught.value) == f"cannot write the audit log {log}: Is a directory"
+    assert audit.verify(log) == ok(0)
+    assert list(audit.read(log)) == []

@@ -747,6 +747,7 @@ __all__ = [
     "free_port",
     "git_daemon",
     "http_server",
+    "http_url",
     "make_ssh_key",
     "server_env",
     "ssh_server",
