@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from .signatures import Verified
 
-FLUSH_EVERY = 1000
+FLUSH_EVERY = 2000
+BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
 
 
 class SqliteStore:
@@ -33,20 +35,26 @@ class SqliteStore:
         except sqlite3.Error:
             self._db = None
 
-    def get(self, oid: str) -> Verified | None:
+    def get_many(self, oids: Sequence[str]) -> dict[str, Verified]:
+        found: dict[str, Verified] = {}
         if self._db is None:
-            return None
+            return found
         try:
-            row = self._db.execute("SELECT result FROM verified WHERE oid = ? AND context = ?",
-                                   (oid, self.context)).fetchone()
-            return Verified.from_json(json.loads(row[0])) if row else None
+            for start in range(0, len(oids), BATCH):
+                chunk = list(oids[start : start + BATCH])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT oid, result FROM verified WHERE context = ? AND oid IN ({marks})",
+                                        [self.context, *chunk])
+                for oid, result in rows:
+                    found[oid] = Verified.from_json(json.loads(result))
         except (sqlite3.Error, ValueError, KeyError, TypeError):
-            return None
+            return {}
+        return found
 
     def put(self, oid: str, verified: Verified) -> None:
         if self._db is None:
             return
-        self._pending.append((oid, self.context, json.dumps(verified.to_json(), sort_keys=True)))
+        self._pending.append((oid, self.context, json.dumps(verified.to_json(), separators=(",", ":"))))
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
 

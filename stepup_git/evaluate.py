@@ -6,7 +6,7 @@ Shared by the hook, ``stepup-git check`` and ``stepup-git verify``; it reads no 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ MEMO_LIMIT = 4096
 class VerificationStore(Protocol):
     """A persistent cache of verifications, keyed by object id under one keyring and policy."""
 
-    def get(self, oid: str) -> Verified | None: ...
+    def get_many(self, oids: Sequence[str]) -> dict[str, Verified]: ...
 
     def put(self, oid: str, verified: Verified) -> None: ...
 
@@ -43,21 +43,43 @@ class Signatures:
         self.verified_count = 0
 
     def verified(self, obj: SignedObject) -> Verified | None:
-        if obj.signature is None:
-            return None
-        if (hit := self._memo.get(obj.oid)) is not None:
-            self._memo.move_to_end(obj.oid)
-            return hit
-        result = self.store.get(obj.oid) if self.store is not None else None
-        if result is None:
-            result = self.verifier.verify(obj.signature, obj.payload)
-            self.verified_count += 1
-            if self.store is not None:
-                self.store.put(obj.oid, result)
-        self._memo[obj.oid] = result
-        if len(self._memo) > MEMO_LIMIT:
+        return self.verified_many([obj.oid], {obj.oid: obj}.__getitem__)[0]
+
+    def verified_many(self, oids: Sequence[str],
+                      load: Callable[[str], SignedObject | None]) -> list[Verified | None]:
+        """Verifications of the objects ``oids`` (None: unsigned); ``load`` reads an object, and is
+        called only for objects that neither the memo nor the store knows."""
+        results: list[Verified | None] = [None] * len(oids)
+        misses: list[int] = []
+        for i, oid in enumerate(oids):
+            if (hit := self._memo.get(oid)) is not None:
+                self._memo.move_to_end(oid)
+                results[i] = hit
+            else:
+                misses.append(i)
+        if misses and self.store is not None:
+            stored = self.store.get_many([oids[i] for i in misses])
+            for i in misses:
+                results[i] = stored.get(oids[i])
+            misses = [i for i in misses if results[i] is None]
+        todo: list[tuple[int, SignedObject]] = []
+        for i in misses:
+            obj = load(oids[i])
+            if obj is not None and obj.signature is not None:
+                todo.append((i, obj))
+        if todo:
+            pairs = [(obj.signature or b"", obj.payload) for _, obj in todo]
+            for (i, obj), verified in zip(todo, self.verifier.verify_many(pairs), strict=True):
+                results[i] = verified
+                if self.store is not None:
+                    self.store.put(obj.oid, verified)
+            self.verified_count += len(todo)
+        for oid, result in zip(oids, results, strict=True):
+            if result is not None:
+                self._memo[oid] = result
+        while len(self._memo) > MEMO_LIMIT:
             self._memo.popitem(last=False)
-        return result
+        return results
 
 
 @dataclass
@@ -92,6 +114,7 @@ class Session:
         finally:
             if self.signatures.store is not None:
                 self.signatures.store.flush()
+            self.signatures.verifier.close()
 
 
 def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | None, mode: str,

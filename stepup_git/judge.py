@@ -7,7 +7,7 @@ what was required, what was found and the fix (7); rendering is :mod:`stepup_git
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -24,6 +24,9 @@ class SignatureSource(Protocol):
     """Gives the verification of an object's signature (cached or fresh); None when unsigned."""
 
     def verified(self, obj: SignedObject) -> Verified | None: ...
+
+    def verified_many(self, oids: Sequence[str],
+                      load: Callable[[str], SignedObject | None]) -> list[Verified | None]: ...
 
 
 class CertificateProof(Protocol):
@@ -49,6 +52,14 @@ class Judge:
         self.keyring = keyring
         self.signatures = signatures
         self.ctx = context
+        self._added: dict[tuple[Update, str | None], list[str]] = {}
+
+    def added(self, update: Update, base: str | None) -> list[str]:
+        """The update's added commits, walked once however many rules need them."""
+        key = (update, base)
+        if key not in self._added:
+            self._added[key] = list(self.repo.added_commits(update, base))
+        return self._added[key]
 
     def judge(self, updates: Sequence[Update]) -> list[Verdict]:
         return [self._judge_update(u) for u in updates]
@@ -59,7 +70,7 @@ class Judge:
             base = self.repo.base(update)
             # Step 1: rules by ref and action, then by changed paths.
             candidates = [r for r in self.policy.rules if r.matches_ref(update.ref) and action in r.on]
-            paths = _Paths(self.repo, update, base) if any(r.paths for r in candidates) else None
+            paths = _Paths(self, update, base) if any(r.paths for r in candidates) else None
             results = []
             for rule in candidates:
                 matched = None
@@ -102,26 +113,29 @@ class Judge:
         failed = checked = 0
         signers: dict[str, Proof] = {}
         tip = self.repo.peel_commit(update.new)
-        for oid in self.repo.added_commits(update, base):
-            checked += 1
-            obj = self.repo.signed_object(oid)
-            assert obj is not None
-            a = assess(self.signatures.verified(obj), self.policy, self.keyring, self.ctx.now)
-            problem = None
-            if not a.valid:
-                problem = a.found
-            elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
-                problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
-            if problem is None:
-                assert a.key is not None
-                signers.setdefault(a.key.id, _proof("commit-signature", a, oid))
-                continue
-            failed += 1
-            if len(findings) < MAX_SHOWN:
-                findings.append(Finding(
-                    update.ref, rule.name, f"commit {short(oid)}",
-                    required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
-                    found=problem, fix=_resign_fix(oid == tip, base, rule.tier)))
+        added = self.added(update, base)
+        for start in range(0, len(added), CHUNK):
+            chunk = added[start : start + CHUNK]
+            for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_object),
+                                     strict=True):
+                checked += 1
+                a = assess(verified, self.policy, self.keyring, self.ctx.now)
+                problem = None
+                if not a.valid:
+                    problem = a.found
+                elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
+                    problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
+                if problem is None:
+                    assert a.key is not None
+                    if a.key.id not in signers:
+                        signers[a.key.id] = _proof("commit-signature", a, oid)
+                    continue
+                failed += 1
+                if len(findings) < MAX_SHOWN:
+                    findings.append(Finding(
+                        update.ref, rule.name, f"commit {short(oid)}",
+                        required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
+                        found=problem, fix=_resign_fix(oid == tip, base, rule.tier)))
         if failed:
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
                               findings=tuple(findings), failed_count=failed)
@@ -241,6 +255,8 @@ class Judge:
         return f"{kind} {short(update.new)}"
 
 
+CHUNK = 1024  # commits read and verified together
+
 _PROOF_TEXT = {
     "push-certificate": "a signed push certificate for this update (git push --signed)",
     "tip-signature": "a signature on the pushed tip made within the last {window}",
@@ -250,12 +266,11 @@ _PROOF_TEXT = {
 class _Paths:
     """Changed paths of one update, computed lazily and at most once."""
 
-    def __init__(self, repo: Repo, update: Update, base: str | None) -> None:
+    def __init__(self, judge: Judge, update: Update, base: str | None) -> None:
         self._seen: list[str] = []
         self._known: set[str] = set()
-        added = list(repo.added_commits(update, base)) if update.new is not None else []
         self._source: Iterator[str] | None = (
-            repo.changed_paths(update, base, added) if update.new is not None else iter(())
+            judge.repo.changed_paths(update, base, judge.added(update, base)) if update.new is not None else iter(())
         )
 
     def first_match(self, rule: Rule) -> str | None:

@@ -10,6 +10,7 @@ same keyring listing for both verifiers.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +29,19 @@ def load(keyring: Keyring) -> SequoiaVerifier | None:
     return SequoiaVerifier(pysequoia, keyring)
 
 
+Answer = tuple[str, Any] | None
+PARALLEL_MIN = 512  # below this many signatures, forking workers costs more than it saves
+_ACTIVE: SequoiaVerifier | None = None  # the verifier forked workers inherit
+
+
+def _work(pair: tuple[bytes, bytes]) -> Answer:
+    assert _ACTIVE is not None
+    return _ACTIVE.verify(*pair)
+
+
 class SequoiaVerifier:
     def __init__(self, module: Any, keyring: Keyring) -> None:
+        self._pool: Any = None
         self._ps = module
         self.keyring = keyring
         self._certs: dict[str, Any] = {}  # primary fingerprint -> Cert
@@ -79,6 +91,26 @@ class SequoiaVerifier:
                 expires = sig.expiration
                 return ("good", (primary, str(valid.signing_key).upper(), _utc(created), _utc(expires)))
         return None
+
+
+    def verify_many(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[Answer]:
+        """Verify many signatures, on every core when there are enough to pay for the workers."""
+        workers = min(os.cpu_count() or 1, 8)
+        if len(pairs) < PARALLEL_MIN or workers < 2:
+            return [self.verify(sig, payload) for sig, payload in pairs]
+        if self._pool is None:
+            import multiprocessing
+
+            global _ACTIVE
+            _ACTIVE = self
+            self._pool = multiprocessing.get_context("fork").Pool(workers)
+        return list(self._pool.map(_work, pairs, chunksize=max(16, len(pairs) // (workers * 4))))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
 
 def _utc(when: datetime | None) -> datetime | None:

@@ -76,6 +76,28 @@ class Verifier:
         self._gpg: Any = None
         self._allowed: Path | None = None
 
+    def verify_many(self, pairs: list[tuple[bytes, bytes]]) -> list[Verified]:
+        """Verify many (signature, payload) pairs; OpenPGP ones in bulk on the fast path."""
+        results: list[Verified | None] = [None] * len(pairs)
+        bulk = [i for i, (sig, _) in enumerate(pairs) if sig.lstrip().startswith(PGP_MARK)]
+        if self.fast and len(bulk) > 1 and self._load_fast():
+            answers = self._fast.verify_many([pairs[i] for i in bulk])
+            for i, answer in zip(bulk, answers, strict=True):
+                if answer is not None:
+                    results[i] = _from_answer(answer)
+        return [r if r is not None else self.verify(*pairs[i]) for i, r in enumerate(results)]
+
+    def close(self) -> None:
+        if self._fast:
+            self._fast.close()
+
+    def _load_fast(self) -> bool:
+        if self._fast is None:
+            from . import sequoia
+
+            self._fast = sequoia.load(self.keyring) or False
+        return bool(self._fast)
+
     def verify(self, signature: bytes, payload: bytes) -> Verified:
         sig = signature.lstrip()
         if sig.startswith(PGP_MARK):
@@ -87,19 +109,10 @@ class Verifier:
     # -- OpenPGP: Sequoia in-process when it can answer, else python-gnupg and the system gpg ----
 
     def _openpgp(self, signature: bytes, payload: bytes) -> Verified:
-        if self.fast and self._fast is None:
-            from . import sequoia
-
-            self._fast = sequoia.load(self.keyring) or False
-        if self._fast:
+        if self.fast and self._load_fast():
             answer = self._fast.verify(signature, payload)
             if answer is not None:
-                kind, detail = answer
-                if kind == "good":
-                    primary, signing_key, created, expires = detail
-                    return Verified(True, "openpgp", key_id=primary, signing_key=signing_key,
-                                    created=created, expires=expires)
-                return Verified(False, "openpgp", key_id=detail, problem=f"signed by unknown key {detail}")
+                return _from_answer(answer)
         return self._gnupg(signature, payload)
 
     def _gnupg(self, signature: bytes, payload: bytes) -> Verified:
@@ -161,6 +174,14 @@ class Verifier:
         if proc.returncode == 0:
             return Verified(True, "ssh", key_id=key_id)
         return Verified(False, "ssh", key_id=key_id, problem="bad SSH signature (the signed content was changed)")
+
+
+def _from_answer(answer: tuple[str, Any]) -> Verified:
+    kind, detail = answer
+    if kind == "good":
+        primary, signing_key, created, expires = detail
+        return Verified(True, "openpgp", key_id=primary, signing_key=signing_key, created=created, expires=expires)
+    return Verified(False, "openpgp", key_id=detail, problem=f"signed by unknown key {detail}")
 
 
 def ssh_signature_key(signature: bytes) -> str:
