@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,8 @@ BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old buil
 
 class SqliteStore:
     def __init__(self, path: Path, context: str) -> None:
+        import sqlite3
+
         self.context = context
         self._pending: list[tuple[str, str, str]] = []
         self._db: sqlite3.Connection | None = None
@@ -34,6 +35,7 @@ class SqliteStore:
             self._db = db
         except sqlite3.Error:
             self._db = None
+        self._error = sqlite3.Error
 
     def get_many(self, oids: Sequence[str]) -> dict[str, Verified]:
         found: dict[str, Verified] = {}
@@ -47,7 +49,7 @@ class SqliteStore:
                                         [self.context, *chunk])
                 for oid, result in rows:
                     found[oid] = Verified.from_json(json.loads(result))
-        except (sqlite3.Error, ValueError, KeyError, TypeError):
+        except (self._error, ValueError, KeyError, TypeError):
             return {}
         return found
 
@@ -66,10 +68,33 @@ class SqliteStore:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?)", rows)
-        except sqlite3.Error:
+        except self._error:
             pass
 
 
 def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> SqliteStore:
     context = hashlib.sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
     return SqliteStore(state_dir / "verified.sqlite", context)
+
+
+class LazyStore:
+    """Opens the SQLite store on first use, so pushes too small to need it never load sqlite3."""
+
+    def __init__(self, state_dir: Path, keyring_digest: str, policy_digest: str) -> None:
+        self._args = (state_dir, keyring_digest, policy_digest)
+        self._store: SqliteStore | None = None
+
+    def _open(self) -> SqliteStore:
+        if self._store is None:
+            self._store = open_store(*self._args)
+        return self._store
+
+    def get_many(self, oids: Sequence[str]) -> dict[str, Verified]:
+        return self._open().get_many(oids)
+
+    def put(self, oid: str, verified: Verified) -> None:
+        self._open().put(oid, verified)
+
+    def flush(self) -> None:
+        if self._store is not None:
+            self._store.flush()

@@ -12,15 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .errors import PolicyError
 from .findings import Verdict, iso
 from .gitrepo import Repo, SignedObject, Update
 from .judge import CertificateProof, Context, Judge
-from .errors import PolicyError
 from .keyring import Keyring, keyring_problems
 from .policy import Policy
 from .signatures import Verified, Verifier
 
 MEMO_LIMIT = 4096
+STORE_MIN = 32  # fewer signatures than this are verified directly: cheaper than opening the cache
 
 
 class VerificationStore(Protocol):
@@ -57,8 +58,9 @@ class Signatures:
                 results[i] = hit
             else:
                 misses.append(i)
-        if misses and self.store is not None:
-            stored = self.store.get_many([oids[i] for i in misses])
+        store = self.store if len(misses) >= STORE_MIN else None
+        if misses and store is not None:
+            stored = store.get_many([oids[i] for i in misses])
             for i in misses:
                 results[i] = stored.get(oids[i])
             misses = [i for i in misses if results[i] is None]
@@ -71,8 +73,8 @@ class Signatures:
             pairs = [(obj.signature or b"", obj.payload) for _, obj in todo]
             for (i, obj), verified in zip(todo, self.verifier.verify_many(pairs), strict=True):
                 results[i] = verified
-                if self.store is not None:
-                    self.store.put(obj.oid, verified)
+                if store is not None:
+                    store.put(obj.oid, verified)
             self.verified_count += len(todo)
         for oid, result in zip(oids, results, strict=True):
             if result is not None:
@@ -101,9 +103,9 @@ class Session:
         verifier = Verifier(policy, keyring, state_dir, timeout=policy.settings.timeout.total_seconds())
         store = None
         if cache:
-            from .cache import open_store
+            from .cache import LazyStore
 
-            store = open_store(state_dir, keyring.digest, policy.digest)
+            store = LazyStore(state_dir, keyring.digest, policy.digest)
         return cls(policy, repo, keyring, Signatures(verifier, store), state_dir)
 
     def judge(self, updates: Sequence[Update], *, now: datetime, pusher: str | None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -144,6 +143,8 @@ def _config(config: object, name: str) -> str | None:
 
 def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
     """Run the pre-receive hook that stepup-git was installed in front of, with the same input."""
+    import subprocess
+
     try:
         proc = subprocess.run([path], input=raw, env=dict(env), check=False, stdout=sys.stderr)
     except OSError as exc:

@@ -12,7 +12,6 @@ replays with status OK inside the slop window).
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +89,9 @@ class ReplayStore:
     """Accepted certificates (blob id, nonce, time), shared by concurrent pushes through SQLite."""
 
     def __init__(self, path: Path) -> None:
+        import sqlite3
+
+        self._error = sqlite3.Error
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
@@ -109,14 +111,14 @@ class ReplayStore:
                     return float(row[0])
                 self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, time.time()))
                 return None
-        except sqlite3.Error as exc:
+        except self._error as exc:
             raise StepupError(f"cannot use the push certificate replay store: {exc}") from None
 
     def release(self, blob: str) -> None:
         try:
             with self.db:
                 self.db.execute("DELETE FROM used WHERE blob = ?", (blob,))
-        except sqlite3.Error:
+        except self._error:
             pass
 
 
