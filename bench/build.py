@@ -23,15 +23,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomlkit
+
 IDENT = "Bench <bench@example.org>"
 BASE_TIME = 1_700_000_000  # author/committer time of commit 0; commit i is i seconds later
 FILES = 50
 MIGRATION_EVERY = 500
 CHAIN_FORMAT = 1  # bump when the content of the chain changes
+EXAMPLE = Path(__file__).resolve().parent.parent / "policies" / "example.toml"
+LONG_WINDOW = "3650d"  # freshness window of the bench policy: cached signatures stay fresh
+PUSHER = "bench"  # owner of the bench key, given to the hook as STEPUP_PUSHER
 
 
-def run(args: list[str], *, cwd: Path | None = None, input: bytes | None = None,
-        env: dict[str, str] | None = None) -> bytes:
+def run(
+    args: list[str], *, cwd: Path | None = None, input: bytes | None = None, env: dict[str, str] | None = None
+) -> bytes:
     """Run a command, return its stdout, raise with its stderr on failure."""
     proc = subprocess.run(args, cwd=cwd, input=input, env=env, capture_output=True)
     if proc.returncode != 0:
@@ -44,8 +50,10 @@ def git_env(work: Path) -> dict[str, str]:
     """An environment that ignores the user's and the system's Git configuration."""
     config = work / "gitconfig"
     if not config.exists():
-        config.write_text("[user]\n\tname = Bench\n\temail = bench@example.org\n"
-                          "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+        config.write_text(
+            "[user]\n\tname = Bench\n\temail = bench@example.org\n"
+            "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+        )
     env = dict(os.environ)
     for name in list(env):
         if name.startswith("GIT_"):
@@ -65,8 +73,7 @@ class BenchKey:
 
 
 def gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
-    return run(["gpg", "--homedir", str(home), "--batch", "--no-tty", "--quiet", *args],
-               input=input)
+    return run(["gpg", "--homedir", str(home), "--batch", "--no-tty", "--quiet", *args], input=input)
 
 
 def new_gnupg_home(scratch: Path, name: str) -> Path:
@@ -86,16 +93,14 @@ def ensure_key(work: Path, scratch: Path) -> BenchKey:
     meta = key_dir / "key.json"
     if meta.exists():
         data = json.loads(meta.read_text())
-        return BenchKey(data["fingerprint"], (key_dir / "public.asc").read_text(),
-                        key_dir / "secret.asc")
+        return BenchKey(data["fingerprint"], (key_dir / "public.asc").read_text(), key_dir / "secret.asc")
     home = new_gnupg_home(scratch, "gen")
     try:
         gpg(home, "--passphrase", "", "--quick-gen-key", IDENT, "ed25519", "sign", "never")
         listing = gpg(home, "--with-colons", "--list-secret-keys").decode()
         fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
         public = gpg(home, "--armor", "--export", fpr).decode()
-        secret = gpg(home, "--pinentry-mode", "loopback", "--passphrase", "",
-                     "--armor", "--export-secret-keys", fpr)
+        secret = gpg(home, "--pinentry-mode", "loopback", "--passphrase", "", "--armor", "--export-secret-keys", fpr)
     finally:
         kill_agent(home)
     key_dir.mkdir(parents=True, exist_ok=True)
@@ -146,13 +151,14 @@ def fast_import_stream(start: int, stop: int, parent: str | None) -> Iterator[by
         yield b"\n"
 
 
-def unsigned_trees(repo: Path, env: dict[str, str], start: int, stop: int,
-                   parent: str | None) -> list[str]:
+def unsigned_trees(repo: Path, env: dict[str, str], start: int, stop: int, parent: str | None) -> list[str]:
     """Tree ids of commits ``start..stop-1``, made by fast-import on top of ``parent``."""
     stream = b"".join(fast_import_stream(start, stop, parent))
     run(["git", "-C", str(repo), "fast-import", "--quiet", "--force"], input=stream, env=env)
-    out = run(["git", "-C", str(repo), "log", "--format=%T", "--reverse", "-n", str(stop - start),
-               "refs/heads/unsigned"], env=env)
+    out = run(
+        ["git", "-C", str(repo), "log", "--format=%T", "--reverse", "-n", str(stop - start), "refs/heads/unsigned"],
+        env=env,
+    )
     run(["git", "-C", str(repo), "update-ref", "-d", "refs/heads/unsigned"], env=env)
     trees = out.decode().split()
     assert len(trees) == stop - start, (len(trees), stop - start)
@@ -160,8 +166,17 @@ def unsigned_trees(repo: Path, env: dict[str, str], start: int, stop: int,
 
 
 def sign(home: Path, fingerprint: str, payload: bytes) -> bytes:
-    return gpg(home, "--no-auto-check-trustdb", "--trust-model", "always", "--local-user",
-               fingerprint, "--detach-sign", "--armor", input=payload)
+    return gpg(
+        home,
+        "--no-auto-check-trustdb",
+        "--trust-model",
+        "always",
+        "--local-user",
+        fingerprint,
+        "--detach-sign",
+        "--armor",
+        input=payload,
+    )
 
 
 def signed_commit(payload: bytes, signature: bytes) -> bytes:
@@ -213,8 +228,9 @@ def load_chain(work: Path, key: BenchKey, env: dict[str, str]) -> Chain:
     return chain
 
 
-def extend_chain(chain: Chain, length: int, key: BenchKey, scratch: Path,
-                 env: dict[str, str], progress: bool = True) -> float:
+def extend_chain(
+    chain: Chain, length: int, key: BenchKey, scratch: Path, env: dict[str, str], progress: bool = True
+) -> float:
     """Sign commits until the chain has ``length`` of them; return the seconds it took."""
     start = len(chain.commits)
     if start >= length:
@@ -271,8 +287,7 @@ def source_repo(work: Path, chain: Chain, n: int, env: dict[str, str]) -> Path:
         shutil.rmtree(repo)
     repo.parent.mkdir(parents=True, exist_ok=True)
     run(["git", "init", "--quiet", "--bare", "-b", "main", str(repo)], env=env)
-    run(["git", "-C", str(chain.repo), "push", "--quiet", str(repo), f"{tip}:refs/heads/main"],
-        env=env)
+    run(["git", "-C", str(chain.repo), "push", "--quiet", str(repo), f"{tip}:refs/heads/main"], env=env)
     done.write_text(tip + "\n")
     return repo
 
@@ -289,3 +304,99 @@ def check_source(repo: Path, n: int, verify_home: Path, env: dict[str, str]) -> 
 def scratch_dir() -> Path:
     """A short private directory for GnuPG homes (sockets live there)."""
     return Path(tempfile.mkdtemp(prefix="sgbench-", dir="/tmp"))
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+FALLBACK_POLICY = """\
+version = 1
+
+[settings]
+mode = "enforce"
+fresh_within = "15m"
+clock_skew = "5m"
+keyring = "keys"
+
+[tiers]
+order = ["contributor", "maintainer", "release"]
+
+[[keys]]
+fingerprint = "0000000000000000000000000000000000000000"
+owner = "nobody"
+tier = "contributor"
+
+[[rules]]
+name = "main-history-signed"
+refs = ["refs/heads/main", "refs/heads/release/*"]
+require = "signed"
+tier = "contributor"
+
+[[rules]]
+name = "migrations-step-up"
+refs = ["refs/heads/**"]
+paths = ["db/migrations/**", "infra/**"]
+require = "step-up"
+tier = "maintainer"
+fresh_within = "10m"
+proofs = ["push-certificate", "tip-signature"]
+signers = 1
+bind_pusher = true
+
+[[rules]]
+name = "main-no-rewrite"
+refs = ["refs/heads/main"]
+on = ["force-push", "delete"]
+require = "step-up"
+tier = "release"
+
+[[rules]]
+name = "release-tags"
+refs = ["refs/tags/v*"]
+require = "signed-tag"
+tier = "release"
+
+[[rules]]
+name = "no-direct-prod"
+refs = ["refs/heads/prod"]
+on = ["delete"]
+require = "deny"
+"""
+
+
+def write_policy(folder: Path, key: BenchKey, example: Path = EXAMPLE) -> tuple[Path, str]:
+    """``policies/example.toml`` with the bench key as its only key (or SPEC §3's example).
+
+    Returns the policy written and a description of where it came from.
+
+    Changes: the keys, a keyring holding the bench key, freshness windows long enough that
+    the (cached) tip signatures count as fresh, and the audit log in each repository.
+    """
+    if example.exists():
+        text, source = example.read_text(), f"policies/{example.name} with the bench key"
+    else:
+        text, source = FALLBACK_POLICY, f"SPEC §3 example ({example.name} missing) with the bench key"
+
+    doc = tomlkit.parse(text)
+    tiers = doc["tiers"]["order"]
+    tier = "release" if "release" in tiers else str(tiers[-1])
+    entry = tomlkit.table()
+    entry.update({"fingerprint": key.fingerprint, "owner": PUSHER, "tier": tier})
+    entry.add(tomlkit.nl())
+    keys = tomlkit.aot()
+    keys.append(entry)
+    doc["keys"] = keys
+    settings = doc.setdefault("settings", tomlkit.table())
+    settings.update({"mode": "enforce", "keyring": "keys", "fresh_within": LONG_WINDOW})
+    for name in ("audit_log", "pusher_env"):
+        settings.pop(name, None)
+    for rule in doc.get("rules", []):
+        if "fresh_within" in rule:
+            rule["fresh_within"] = LONG_WINDOW
+    (folder / "keys").mkdir(parents=True, exist_ok=True)
+    for old in (folder / "keys").glob("*"):
+        old.unlink()
+    (folder / "keys" / "bench.asc").write_text(key.public_armor)
+    policy = folder / "policy.toml"
+    policy.write_text(tomlkit.dumps(doc))
+    return policy, source

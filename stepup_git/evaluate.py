@@ -125,6 +125,8 @@ def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | No
     zero = "0" * len(verdict.update.old or verdict.update.new or "0" * 40)
     if verdict.allowed:
         decision = "accept"
+    elif verdict.break_glass is not None:
+        decision = "break-glass"
     else:
         decision = "warn" if mode == "audit" else "reject"
     record: dict[str, Any] = {
@@ -142,6 +144,8 @@ def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | No
     }
     if verdict.error is not None:
         record["error"] = verdict.error
+    if verdict.break_glass is not None:
+        record["break_glass"] = verdict.break_glass.to_json()
     if extra:
         record.update(extra)
     return record

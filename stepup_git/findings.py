@@ -63,6 +63,17 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class BreakGlass:
+    """An emergency override of failing rules by a signed push (see :mod:`stepup_git.breakglass`)."""
+
+    proof: Proof
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, **self.proof.to_json()}
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The judgement of one update."""
 
@@ -71,10 +82,17 @@ class Verdict:
     results: tuple[RuleResult, ...] = ()
     error: str | None = None  # the update could not be judged (fails closed)
     notes: tuple[str, ...] = field(default=())
+    break_glass: BreakGlass | None = None
 
     @property
     def allowed(self) -> bool:
+        """Every applying rule passed."""
         return self.error is None and all(r.passed for r in self.results)
+
+    @property
+    def accepted(self) -> bool:
+        """Allowed, or its failures overridden by break-glass."""
+        return self.allowed or self.break_glass is not None
 
 
 def iso(when: datetime | None) -> str | None:
@@ -106,6 +124,12 @@ def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
     """The lines a pusher sees (Git prefixes each with ``remote:``)."""
     failed = [v for v in verdicts if not v.allowed]
     lines: list[str] = []
+    for v in verdicts:
+        if v.break_glass is not None:
+            bg = v.break_glass
+            lines.append(f"stepup-git: BREAK-GLASS on {v.update.ref} by {bg.proof.owner} ({bg.proof.tier}, key "
+                         f"{bg.proof.fingerprint[-16:]}): \"{bg.reason}\"; the failing rules below are overridden "
+                         "and this push is audited as break-glass")
     if not failed:
         applied = sum(1 for v in verdicts for r in v.results)
         lines.append(f"stepup-git: push accepted ({len(verdicts)} update(s), {applied} rule check(s) passed)")
@@ -113,11 +137,14 @@ def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
             for note in v.notes:
                 lines.append(f"stepup-git: note: {v.update.ref}: {note}")
         return lines
-    if mode == "audit":
+    refused = [v for v in failed if v.break_glass is None]
+    if not refused:
+        lines.append(f"stepup-git: push accepted by break-glass: {len(failed)} update(s) fail the policy")
+    elif mode == "audit":
         lines.append(f"stepup-git: WARNING (audit mode): {len(failed)} of {len(verdicts)} update(s) fail the policy; "
                      "the push is accepted now but will be rejected once the policy is enforced")
     else:
-        lines.append(f"stepup-git: push rejected: {len(failed)} of {len(verdicts)} update(s) fail the policy "
+        lines.append(f"stepup-git: push rejected: {len(refused)} of {len(verdicts)} update(s) fail the policy "
                      "(nothing was updated)")
     for v in failed:
         if v.error is not None:
@@ -136,4 +163,6 @@ def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
             more = r.failed_count - len(r.findings)
             if more > 0:
                 lines.append(f"    ... and {more} more object(s) failing rule \"{r.rule}\" the same way")
+        for note in v.notes:
+            lines.append(f"    note: {note}")
     return lines

@@ -110,7 +110,11 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
     session = Session.open(policy, repo, state_dir)
     certificate = from_environment(env, session, now)
     verdicts = session.judge(updates, now=now, pusher=pusher, push_cert=certificate)
-    allowed = all(v.allowed for v in verdicts) and chained_code == 0
+    if policy.settings.break_glass is not None:
+        from .breakglass import apply
+
+        verdicts = apply(verdicts, certificate, policy, now)
+    allowed = all(v.accepted for v in verdicts) and chained_code == 0
     accepted = allowed or (mode == "audit" and chained_code == 0)
     if certificate is not None:
         certificate.commit_use(verdicts, accepted)
@@ -124,7 +128,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
     records = [audit_record(v, now=now, repo=str(git_dir), pusher=pusher, mode=mode, nonce_status=nonce,
                             extra=extra) for v in verdicts]
     log = policy.settings.audit_log or state_dir / "audit.jsonl"
-    audit.append(log, records)  # raises AuditError: no enforcement decision without its record
+    audit.append(log, records, syslog=policy.settings.syslog)  # raises AuditError: no enforcement decision without its record
 
     for line in render(verdicts, mode=mode):
         print(line, file=out)

@@ -101,6 +101,8 @@ class Settings:
     audit_log: Path | None
     pusher_env: tuple[str, ...]
     timeout: timedelta
+    break_glass: str | None = None  # the tier whose signed push may override failing rules
+    syslog: bool = False  # also send a summary of each audit record to syslog
 
 
 @dataclass(frozen=True)
@@ -306,14 +308,15 @@ def _build(ld: _Loader, path: Path, digest: str, data: dict[str, Any]) -> Policy
     if len(set(tiers)) != len(tiers) or not all(tiers):
         ld.error(ld.lines.of("tiers", 0, "order"), "tier names must be unique and non-empty")
 
-    settings = _settings(ld, path, ld.take(data, "settings", dict, "", default={}))
+    settings = _settings(ld, path, tiers, ld.take(data, "settings", dict, "", default={}))
     keys = _keys(ld, tiers, ld.take(data, "keys", list, "", default=[]))
     rules = _rules(ld, tiers, settings, keys, ld.take(data, "rules", list, "", default=[]))
     return Policy(path=path, digest=digest, settings=settings, tiers=tiers, keys=keys, rules=rules)
 
 
-def _settings(ld: _Loader, path: Path, table: dict[str, Any]) -> Settings:
-    allowed = {"mode", "fresh_within", "clock_skew", "keyring", "audit_log", "pusher_env", "timeout"}
+def _settings(ld: _Loader, path: Path, tiers: tuple[str, ...], table: dict[str, Any]) -> Settings:
+    allowed = {"mode", "fresh_within", "clock_skew", "keyring", "audit_log", "pusher_env", "timeout", "break_glass",
+               "syslog"}
     ld.unknown_keys(table, allowed, "settings")
     mode = ld.take(table, "mode", str, "settings", default="enforce")
     if mode not in MODES:
@@ -328,6 +331,11 @@ def _settings(ld: _Loader, path: Path, table: dict[str, Any]) -> Settings:
     keyring = path.parent / ld.take(table, "keyring", str, "settings", default="keys")
     audit_log = ld.take(table, "audit_log", str, "settings")
     pusher_env = ld.string_list(table, "pusher_env", "settings", 0)
+    break_glass = ld.take(table, "break_glass", str, "settings")
+    if break_glass is not None and break_glass not in tiers:
+        ld.error(ld.lines.of("settings", 0, "break_glass"),
+                 f"unknown tier {break_glass!r} for break_glass; the tiers are {', '.join(tiers)}")
+    syslog = ld.take(table, "syslog", bool, "settings", default=False)
     return Settings(
         mode=mode,
         fresh_within=fresh,
@@ -336,6 +344,8 @@ def _settings(ld: _Loader, path: Path, table: dict[str, Any]) -> Settings:
         audit_log=(path.parent / audit_log) if audit_log else None,
         pusher_env=tuple(pusher_env) if pusher_env else DEFAULT_PUSHER_ENV,
         timeout=timeout,
+        break_glass=break_glass,
+        syslog=syslog,
     )
 
 

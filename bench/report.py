@@ -1,0 +1,222 @@
+"""Results of the push benchmark and the markdown written into bench/README.md."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+@dataclass
+class Push:
+    seconds: float
+    ok: bool
+    rss_kb: int | None
+    message: str
+
+
+@dataclass
+class Samples:
+    pushes: list[Push] = field(default_factory=list)
+
+    @property
+    def failed(self) -> Push | None:
+        return next((p for p in self.pushes if not p.ok), None)
+
+    def median(self) -> float | None:
+        if not self.pushes or self.failed:
+            return None
+        return statistics.median(p.seconds for p in self.pushes)
+
+    def median_rss_mb(self) -> float | None:
+        rss = [p.rss_kb for p in self.pushes if p.rss_kb is not None]
+        return statistics.median(rss) / 1024 if rss else None
+
+
+@dataclass
+class Results:
+    sizes: list[int]
+    repeat: int
+    classic_max: int | None
+    table: dict[tuple[int, str], Samples] = field(default_factory=dict)
+    repush_size: int | None = None
+    repush: dict[str, tuple[Samples, Samples]] = field(default_factory=dict)
+    memory: dict[int, Push] = field(default_factory=dict)
+    stepup_error: str | None = None
+    policy_source: str = ""
+
+
+def fmt(value: float | None, digits: int = 3, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def verdict(ok: bool | None, missing: str = "NOT MEASURED") -> str:
+    return missing if ok is None else ("PASS" if ok else "FAIL")
+
+
+def report(res: Results, facts: list[str], builds: list[dict[str, float]]) -> str:
+    unavailable = "unavailable" if res.stepup_error else "—"
+
+    def cell(n: int, config: str) -> str:
+        samples = res.table.get((n, config))
+        if samples is None or not samples.pushes:
+            return unavailable if config == "stepup" else "—"
+        if samples.failed:
+            return "rejected"
+        runs = len(samples.pushes)
+        note = f" ({runs} run)" if runs == 1 and res.repeat > 1 else ""
+        return fmt(samples.median()) + note
+
+    def hook(n: int, config: str) -> float | None:
+        base, own = res.table.get((n, "none")), res.table.get((n, config))
+        if base is None or own is None or base.median() is None or own.median() is None:
+            return None
+        return own.median() - base.median()  # type: ignore[operator]
+
+    rows = [
+        "| N | no-hook push s | classic push s | stepup-git push s | classic hook s "
+        "| stepup-git hook s | ratio classic/stepup-git | stepup-git ms/commit "
+        "| stepup-git peak RSS MB |",
+        "|" + " ---: |" * 9,
+    ]
+    for n in res.sizes:
+        classic, stepup = hook(n, "classic"), hook(n, "stepup")
+        ratio = classic / stepup if classic is not None and stepup and stepup > 0.001 else None
+        per = stepup * 1000 / n if stepup is not None else None
+        rss = res.table[(n, "stepup")].median_rss_mb() if (n, "stepup") in res.table else None
+        rows.append(
+            f"| {n:,} | {cell(n, 'none')} | {cell(n, 'classic')} | {cell(n, 'stepup')} "
+            f"| {fmt(classic)} | {fmt(stepup)} | {fmt(ratio, 1, 'x')} | {fmt(per, 2)} "
+            f"| {fmt(rss, 1)} |"
+        )
+
+    lines = ["", "### Results", "", *rows, ""]
+    targets: list[tuple[str, str, str]] = []
+
+    big = 10_000
+    c10, s10 = hook(big, "classic"), hook(big, "stepup")
+    r10 = c10 / s10 if c10 is not None and s10 and s10 > 0 else None
+    targets.append(
+        (
+            f"{big:,} commits judged ≥30x faster than the classic hook (hook time)",
+            fmt(r10, 1, "x"),
+            verdict(None if r10 is None else r10 >= 30),
+        )
+    )
+
+    one = hook(1, "stepup")
+    if one is not None:
+        classic_one = hook(1, "classic")
+        lines.append(
+            f"- 1-commit push: stepup-git adds {one * 1000:.0f} ms (median) over no hook"
+            + ("" if classic_one is None else f"; the classic hook adds {classic_one * 1000:.0f} ms")
+            + "."
+        )
+    targets.append(
+        (
+            "1-commit push adds ≤100 ms (median) over no hook",
+            fmt(None if one is None else one * 1000, 0, " ms"),
+            verdict(None if one is None else one <= 0.100),
+        )
+    )
+
+    rp_ratio = None
+    if "stepup" in res.repush and res.repush_size:
+        first, again = res.repush["stepup"]
+        f_med, a_med = first.median(), again.median()
+        if first.failed or again.failed:
+            failed = first.failed or again.failed
+            lines.append(f"- Re-push (N={res.repush_size:,}): rejected: {failed.message}")  # type: ignore[union-attr]
+        elif f_med is not None and a_med is not None:
+            rp_ratio = f_med / a_med
+            base = res.repush.get("none")
+            hooks = ""
+            if base and base[0].median() is not None and base[1].median() is not None:
+                hf, ha = f_med - base[0].median(), a_med - base[1].median()  # type: ignore[operator]
+                hooks = f"; hook time {hf:.3f} s → {ha:.3f} s" + (f" ({hf / ha:.1f}x)" if ha > 0.001 else "")
+            lines.append(
+                f"- Re-push (N={res.repush_size:,}, the same {res.repush_size - 1:,} "
+                f"commits to `main` after `release/bench`): first push {f_med:.3f} s, "
+                f"re-push {a_med:.3f} s, {rp_ratio:.1f}x faster (wall){hooks}."
+            )
+    targets.append(
+        (
+            "re-push of verified commits ≥10x faster than the first push (wall)",
+            fmt(rp_ratio, 1, "x"),
+            verdict(
+                None if rp_ratio is None else rp_ratio >= 10, "UNAVAILABLE" if res.stepup_error else "NOT MEASURED"
+            ),
+        )
+    )
+
+    mem = {n: p.rss_kb / 1024 for n, p in res.memory.items() if p.ok and p.rss_kb}
+    for n, push in sorted(res.memory.items()):
+        state = f"{push.seconds:.2f} s" if push.ok else f"rejected: {push.message}"
+        lines.append(f"- Memory run N={n:,}: push {state}, hook peak RSS {fmt(mem.get(n), 1, ' MB')} (1 run).")
+    m_ratio = mem[100_000] / mem[10_000] if 10_000 in mem and 100_000 in mem else None
+    targets.append(
+        (
+            "peak RSS at 100,000 commits ≤1.5x that at 10,000",
+            fmt(m_ratio, 2, "x"),
+            verdict(None if m_ratio is None else m_ratio <= 1.5),
+        )
+    )
+
+    if res.stepup_error:
+        lines.append(f"- stepup-git configuration unavailable: {res.stepup_error}")
+        targets = [(t, m, "UNAVAILABLE" if v == "NOT MEASURED" else v) for t, m, v in targets]
+    if res.classic_max and any(n > res.classic_max for n in res.sizes):
+        lines.append(f"- Classic hook above N={res.classic_max:,}: 1 run (`--classic-max`).")
+    lines += [
+        "",
+        "### Targets (SPEC §10)",
+        "",
+        "| target | measured | result |",
+        "| --- | ---: | --- |",
+        *[f"| {t} | {m} | {v} |" for t, m, v in targets],
+        "",
+    ]
+    lines += ["### Machine and run", "", *[f"- {f}" for f in facts]]
+    for b in builds:
+        lines.append(
+            f"- Building signed commits {int(b['from']):,}..{int(b['to']):,} of the chain took {b['seconds']:.0f} s."
+        )
+    return "\n".join([START, *lines, "", END])
+
+
+def machine_facts(res: Results, argv: list[str]) -> list[str]:
+    def out(args: list[str]) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return "unknown"
+
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    command = " ".join(["bench/run.py", *argv])
+    return [
+        f"Command: `.venv/bin/python {command}`",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"CPU: {cpu}; `nproc`: {out(['nproc'])}",
+        f"OS: {platform.system()} {platform.release()}",
+        f"{out(['git', '--version'])}; {out(['gpg', '--version'])}; Python {platform.python_version()}",
+        f"Repeats per cell: {res.repeat} (median); policy: {res.policy_source}",
+    ]
+
+
+def write_readme(path: Path, block: str) -> None:
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    path.write_text(text)
