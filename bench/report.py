@@ -49,6 +49,7 @@ class Results:
     memory: dict[int, Push] = field(default_factory=dict)
     stepup_error: str | None = None
     policy_source: str = ""
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)  # load average when the run started
 
 
 def fmt(value: float | None, digits: int = 3, suffix: str = "") -> str:
@@ -209,6 +210,7 @@ def machine_facts(res: Results, argv: list[str]) -> list[str]:
         f"OS: {platform.system()} {platform.release()}",
         f"{out(['git', '--version'])}; {out(['gpg', '--version'])}; Python {platform.python_version()}",
         f"Repeats per cell: {res.repeat} (median); policy: {res.policy_source}",
+        "Load average at start (1/5/15 min): " + " / ".join(f"{x:.2f}" for x in res.load),
     ]
 
 

@@ -9,6 +9,7 @@ See bench/README.md for what is measured.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -21,7 +22,6 @@ import build
 from report import Push, Results, Samples, machine_facts, report, write_readme
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 CLASSIC = BENCH / "classic-pre-receive"
 CONFIGS = ("none", "classic", "stepup")
 LABELS = {"none": "no hook", "classic": "classic", "stepup": "stepup-git"}
@@ -143,7 +143,7 @@ def wrap_hook(hooks: Path, env: dict[str, str]) -> None:
 
 
 def measure(bench: Bench, args: argparse.Namespace) -> Results:
-    res = Results(args.sizes, args.repeat, args.classic_max)
+    res = Results(args.sizes, args.repeat, args.classic_max, load=os.getloadavg())
     res.repush_size = args.repush_size or max((n for n in args.sizes if n >= 2), default=None)
     bench.ensure_chain(max([*args.sizes, *args.memory_sizes, res.repush_size or 1]))
     sources = {n: bench.source(n) for n in args.sizes}

@@ -77,9 +77,12 @@ def split_tag(raw: bytes) -> tuple[bytes | None, bytes]:
 class Repo:
     """A repository opened through pygit2, quarantine-aware when ``from_env`` is set."""
 
-    def __init__(self, path: str | None, *, from_env: bool = False) -> None:
+    def __init__(self, path: str | None, *, from_env: bool = False, remote: str | None = None) -> None:
+        """``remote``: judge as that remote's server would, in a clone: its remote-tracking refs are the
+        existing refs and its HEAD the default branch (the client pre-push hook)."""
         import pygit2
 
+        self.remote = remote
         self._pygit2 = pygit2
         try:
             if from_env:
@@ -148,7 +151,7 @@ class Repo:
     def default_branch(self) -> str | None:
         """The commit that HEAD's branch points to, when both exist."""
         try:
-            head = self.git.references.get("HEAD")
+            head = self.git.references.get(f"refs/remotes/{self.remote}/HEAD" if self.remote else "HEAD")
             if head is None:
                 return None
             target = head.target
@@ -162,7 +165,10 @@ class Repo:
     def ref_commits(self) -> list[str]:
         """The commits that the repository's refs lead to (symbolic refs and non-commits skipped)."""
         tips = []
+        prefix = f"refs/remotes/{self.remote}/" if self.remote else ""
         for name in self.git.references:
+            if not name.startswith(prefix):
+                continue
             ref = self.git.references.get(name)
             if ref is None or ref.type == self._pygit2.enums.ReferenceType.SYMBOLIC:
                 continue

@@ -156,5 +156,14 @@ def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
     return proc.returncode
 
 
+def entry(argv: list[str]) -> int:
+    """Dispatch on the name the launcher was installed as: ``pre-push`` on clients, else pre-receive."""
+    if argv[:1] == ["pre-push"]:
+        from .prepush import main as prepush
+
+        return prepush(argv[1:])
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(sys.argv[1:]))

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import StepupError, UsageError
 
-MARKER = "stepup-git pre-receive launcher"
+MARKER = "stepup-git hook launcher"
 CHAINED = "pre-receive.stepup-chained"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
 
@@ -30,13 +30,21 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", type=Path, help="the policy file (default: keep the configured one)")
     p.add_argument("--mode", choices=["audit", "enforce"], help="override the policy's settings.mode")
     p.add_argument("--chain", action="store_true", help="keep an existing pre-receive hook and run it too")
+    p.add_argument("--client", action="store_true",
+                   help="install a pre-push hook into working clones that predicts the server's verdict")
+    p.add_argument("--strict", action="store_true", help="with --client: stop pushes predicted to be rejected")
     p.set_defaults(func=cmd_install)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
     failed = 0
+    if args.strict and not args.client:
+        raise UsageError("--strict goes with --client")
     for repo in args.repos:
         try:
+            if args.client:
+                print(install_client(repo, policy=args.policy, strict=args.strict))
+                continue
             print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain))
         except StepupError as exc:
             failed += 1
@@ -90,10 +98,7 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
         os.replace(hook, chained)
     if chained.exists():
         config["stepup.chain"] = str(chained)
-    tmp = hook.with_name(f".pre-receive.{os.getpid()}")
-    tmp.write_text(launcher_text(sys.executable))
-    tmp.chmod(0o755)
-    os.replace(tmp, hook)
+    _write_launcher(hook)
 
     config["stepup.policy"] = str(policy_file)
     if mode is not None:
@@ -108,6 +113,40 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
     effective = mode or _get(config, "stepup.mode") or loaded.settings.mode
     note = f", chained: {chained.name}" if chained.exists() else ""
     return f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"
+
+
+def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False) -> str:
+    """Install the pre-push hook that predicts the server's verdict (advisory unless ``strict``)."""
+    import pygit2
+
+    from .policy import load
+
+    try:
+        repo = pygit2.Repository(str(repo_path))
+    except (pygit2.GitError, KeyError):
+        raise StepupError(f"not a Git repository: {repo_path}") from None
+    git_dir = Path(repo.path).resolve()
+    if policy is None:
+        raise UsageError("--client needs --policy FILE (the policy the server uses)")
+    policy_file = policy.resolve()
+    load(policy_file)
+    hooks_dir = _hooks_dir(repo, git_dir)
+    hooks_dir.mkdir(parents=True, exist_ok=True)
+    hook = hooks_dir / "pre-push"
+    if hook.exists() and MARKER not in _read(hook):
+        raise UsageError(f"{hook} is another pre-push hook; remove it or call stepup-git from it")
+    _write_launcher(hook)
+    repo.config["stepup.policy"] = str(policy_file)
+    repo.config["stepup.clientStrict"] = "true" if strict else "false"
+    return f"installed the stepup-git pre-push check in {git_dir} (policy {policy_file}, " \
+           f"{'strict' if strict else 'advisory'})"
+
+
+def _write_launcher(hook: Path) -> None:
+    tmp = hook.with_name(f".{hook.name}.{os.getpid()}")
+    tmp.write_text(launcher_text(sys.executable))
+    tmp.chmod(0o755)
+    os.replace(tmp, hook)
 
 
 def _hooks_dir(repo: Any, git_dir: Path) -> Path:

@@ -112,6 +112,24 @@ def expiry_day(people: People) -> str:
     return datetime.fromtimestamp(int(pub[6]), UTC).strftime("%Y-%m-%d")
 
 
+def ssh_sign_commit(clone: Clone, key: SshKey, namespace: str) -> str:
+    """Commit, then sign it by hand with `ssh-keygen -Y sign -n <namespace>`; the signed id."""
+    oid = clone.commit(f"signed in namespace {namespace}")
+    raw = run(["git", "cat-file", "commit", oid], cwd=clone.path).stdout
+    signature = run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-f", key.private_path, "-n", namespace], input=raw
+    ).stdout
+    headers, _, body = raw.partition("\n\n")
+    gpgsig = "gpgsig " + "\n ".join(signature.rstrip("\n").splitlines())
+    signed = run(
+        ["git", "hash-object", "-t", "commit", "-w", "--stdin"],
+        cwd=clone.path,
+        input=f"{headers}\n{gpgsig}\n\n{body}",
+    ).stdout.strip()
+    clone.git("reset", "-q", "--hard", signed)
+    return signed
+
+
 def tamper(clone: Clone, old: bytes, new: bytes) -> str:
     """Rewrite HEAD's raw commit (its signature header kept), point `main` at it; the new id."""
     raw = run(["git", "cat-file", "commit", "HEAD"], cwd=clone.path).stdout.encode()
@@ -270,6 +288,25 @@ def test_ssh_key_not_in_policy_is_rejected(people: People, server: Server, clone
     result = clone.push("main")
     found = f"signed by SSH key {ssh_fingerprint(people.mallory_ssh)}, which the policy does not list"
     assert_rejected(server, result, finding(oid, found, tip_fix()), None)
+
+
+def test_ssh_signature_outside_git_namespace_is_rejected(
+    people: People, server: Server, clone: Clone
+) -> None:
+    """An SSH signature by a policy key counts only when made in namespace `git`."""
+    protect(server, people)
+    base = clone.commit("base", sign=people.bob)
+    assert clone.push("main").ok
+    oid = ssh_sign_commit(clone, people.alice_ssh, "file")
+    result = clone.push("main")
+    found = "bad SSH signature (the signed content was changed)"
+    assert_rejected(server, result, finding(oid, found, tip_fix()), base)
+
+    clone.git("reset", "-q", "--hard", base)
+    good = ssh_sign_commit(clone, people.alice_ssh, "git")
+    assert clone.git("cat-file", "commit", good).count("BEGIN SSH SIGNATURE") == 1
+    rule = assert_accepted(server, clone.push("main"), good)
+    assert [p["owner"] for p in rule["proofs"]] == ["dave"]
 
 
 def test_tier_below_the_rule_is_rejected(people: People, server: Server, clone: Clone) -> None:

@@ -1,0 +1,404 @@
+"""The repository as SPEC §2 sees it, on real repositories built with git: updates, action, base,
+added commits, changed paths and signed payloads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from support import run, run_bytes
+from support.keys import People
+from support.repos import signing_config
+
+from stepup_git.errors import GitError
+from stepup_git.gitrepo import Repo, Update, parse_updates, split_tag
+
+Z40 = "0" * 40
+A40 = "a" * 40
+B40 = "b" * 40
+C64 = "c" * 64
+D64 = "d" * 64
+
+
+class Work:
+    """A working repository (branch `main`) built with the git command line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        run(["git", "init", "-q", "-b", "main", path])
+
+    def git(self, *args: str) -> str:
+        return run(["git", *args], cwd=self.path).stdout.removesuffix("\n")
+
+    def write(self, name: str | bytes, text: str = "x\n") -> None:
+        target = os.path.join(os.fsencode(self.path), os.fsencode(name))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def repo(self) -> Repo:
+        return Repo(str(self.path))
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Work:
+    return Work(tmp_path / "work")
+
+
+def changed(repo: Repo, old: str | None, new: str, ref: str = "refs/heads/topic") -> set[str]:
+    update = Update(old, new, ref)
+    base = repo.base(update)
+    return set(repo.changed_paths(update, base, list(repo.added_commits(update, base))))
+
+
+def added(repo: Repo, old: str | None, new: str | None, ref: str = "refs/heads/topic") -> list[str]:
+    update = Update(old, new, ref)
+    return list(repo.added_commits(update, repo.base(update)))
+
+
+# --- parse_updates ----------------------------------------------------------------------------
+
+def test_parse_updates_accepts_valid_lines() -> None:
+    text = f"{Z40} {A40} refs/heads/main\n{A40} {B40} refs/heads/release/1.0\n\n{B40} {Z40} refs/tags/v1\n"
+    assert parse_updates(text) == [
+        Update(None, A40, "refs/heads/main"),
+        Update(A40, B40, "refs/heads/release/1.0"),
+        Update(B40, None, "refs/tags/v1"),
+    ]
+    assert parse_updates(f"{C64} {D64} refs/heads/x") == [Update(C64, D64, "refs/heads/x")]
+    assert Update(None, A40, "refs/heads/main").line == f"{Z40} {A40} refs/heads/main"
+    assert Update(C64, None, "refs/heads/x").line == f"{C64} {'0' * 64} refs/heads/x"
+
+
+@pytest.mark.parametrize("line", [
+    "hello",
+    f"{A40} {B40}",
+    f"{A40} {B40} refs/heads/a extra",
+    f"{A40}  {B40} refs/heads/a",
+    f"{A40.upper()} {B40} refs/heads/a",
+    f"{'g' * 40} {B40} refs/heads/a",
+    f"{A40[:-1]} {B40} refs/heads/a",
+    f"{A40} {B40}0 refs/heads/a",
+    f"{A40} {D64} refs/heads/a",
+    f"{A40} {B40} HEAD",
+    f"{A40} {B40} heads/main",
+    f"{A40} {B40} refs/heads/a\tb",
+    f"{A40} {B40} refs/heads/a\x01",
+])
+def test_parse_updates_rejects_malformed_lines(line: str) -> None:
+    good = f"{Z40} {A40} refs/heads/ok\n"
+    with pytest.raises(GitError, match=r"^input line 2 is not '<old-id> <new-id> <ref>': "):
+        parse_updates(good + line + "\n")
+
+
+def test_parse_updates_rejects_two_zero_ids() -> None:
+    with pytest.raises(GitError, match=r"^input line 1 has two zero ids for refs/heads/main$"):
+        parse_updates(f"{Z40} {Z40} refs/heads/main\n")
+
+
+def test_parse_updates_rejects_empty_input() -> None:
+    for text in ("", "\n\n"):
+        with pytest.raises(GitError, match="no ref updates"):
+            parse_updates(text)
+
+
+# --- action -----------------------------------------------------------------------------------
+
+def test_action_classification(work: Work) -> None:
+    a = work.commit("a")
+    b = work.commit("b")
+    work.git("checkout", "-q", "-b", "side", a)
+    c = work.commit("c")
+    repo = work.repo()
+    assert repo.action(Update(None, b, "refs/heads/x")) == "create"
+    assert repo.action(Update(a, b, "refs/heads/x")) == "update"
+    assert repo.action(Update(b, b, "refs/heads/x")) == "update"
+    assert repo.action(Update(b, a, "refs/heads/x")) == "force-push"
+    assert repo.action(Update(b, c, "refs/heads/x")) == "force-push"
+    assert repo.action(Update(b, None, "refs/heads/x")) == "delete"
+
+
+def test_tag_object_replacing_another_is_a_force_push(work: Work) -> None:
+    a = work.commit("a")
+    first = work.git("tag", "-a", "-m", "one", "v1", a) or work.git("rev-parse", "refs/tags/v1")
+    b = work.commit("b")
+    work.git("tag", "-f", "-a", "-m", "two", "v1", b)
+    second = work.git("rev-parse", "refs/tags/v1")
+    assert first != second
+    repo = work.repo()
+    assert (repo.type_of(first), repo.type_of(second)) == ("tag", "tag")
+    assert repo.action(Update(first, second, "refs/tags/v1")) == "force-push"
+    assert repo.action(Update(a, second, "refs/tags/v1")) == "force-push"
+    assert repo.action(Update(a, b, "refs/tags/v1")) == "update"  # lightweight tags move like branches
+
+
+# --- base -------------------------------------------------------------------------------------
+
+def test_base_of_update_is_old(work: Work) -> None:
+    a = work.commit("a")
+    b = work.commit("b")
+    assert work.repo().base(Update(a, b, "refs/heads/main")) == a
+
+
+def test_base_of_create_is_merge_base_with_head_branch(work: Work) -> None:
+    a = work.commit("a")
+    work.commit("b")
+    work.git("checkout", "-q", "-b", "topic", a)
+    c = work.commit("c")
+    work.git("checkout", "-q", "main")
+    repo = work.repo()
+    assert repo.base(Update(None, c, "refs/heads/topic")) == a
+    work.git("symbolic-ref", "HEAD", "refs/heads/nothing")
+    assert work.repo().base(Update(None, c, "refs/heads/topic")) is None
+
+
+def test_base_of_create_in_empty_repository_is_none(work: Work) -> None:
+    c = work.commit("c")
+    work.git("update-ref", "-d", "refs/heads/main")
+    repo = work.repo()
+    assert repo.ref_commits() == []
+    assert repo.base(Update(None, c, "refs/heads/main")) is None
+    assert added(repo, None, c, "refs/heads/main") == [c]
+
+
+def test_base_of_unrelated_create_is_none(work: Work) -> None:
+    work.commit("a")
+    work.git("checkout", "-q", "--orphan", "other")
+    x = work.commit("x")
+    work.git("checkout", "-q", "main")
+    assert work.repo().base(Update(None, x, "refs/heads/other")) is None
+
+
+# --- added commits ----------------------------------------------------------------------------
+
+def test_added_commits_of_update_is_the_range(work: Work) -> None:
+    a = work.commit("a")
+    b, c, d = work.commit("b"), work.commit("c"), work.commit("d")
+    repo = work.repo()
+    assert added(repo, a, d) == [b, c, d]
+    assert added(repo, c, d) == [d]
+    assert added(repo, d, d) == []
+    assert added(repo, d, None) == []
+
+
+def test_added_commits_of_force_push(work: Work) -> None:
+    a = work.commit("a")
+    b = work.commit("b")
+    work.git("checkout", "-q", "-b", "side", a)
+    c = work.commit("c")
+    assert added(work.repo(), b, c) == [c]
+
+
+def test_added_commits_of_create_stop_at_merge_base(work: Work) -> None:
+    a = work.commit("a")
+    work.commit("b")
+    work.git("checkout", "-q", "-b", "topic", a)
+    c1, c2 = work.commit("c1"), work.commit("c2")
+    work.git("checkout", "-q", "main")
+    assert added(work.repo(), None, c2) == [c1, c2]
+
+
+def test_added_commits_of_create_without_base_exclude_every_ref(work: Work) -> None:
+    a = work.commit("a")
+    b = work.commit("b")
+    work.git("tag", "-a", "-m", "t", "v0", a)
+    work.git("branch", "-m", "main", "dev")
+    work.git("symbolic-ref", "HEAD", "refs/heads/main")  # HEAD's branch is unborn: no base
+    x = work.git("commit-tree", "-p", b, "-m", "x", f"{b}^{{tree}}")
+    repo = work.repo()
+    assert repo.base(Update(None, x, "refs/heads/new")) is None
+    assert added(repo, None, x, "refs/heads/new") == [x]
+    work.git("update-ref", "-d", "refs/heads/dev")
+    assert added(work.repo(), None, x, "refs/heads/new") == [b, x]  # the annotated tag still hides a
+    work.git("tag", "-d", "v0")
+    assert added(work.repo(), None, x, "refs/heads/new") == [a, b, x]
+
+
+def test_added_commits_through_an_annotated_tag(work: Work) -> None:
+    a = work.commit("a")
+    b = work.commit("b")
+    work.git("tag", "-a", "-m", "t", "v1", b)
+    tag = work.git("rev-parse", "refs/tags/v1")
+    repo = work.repo()
+    assert repo.peel_commit(tag) == b
+    assert added(repo, a, tag, "refs/tags/v1") == [b]
+
+
+# --- changed paths ----------------------------------------------------------------------------
+
+def test_changed_paths_modified_added_deleted(work: Work) -> None:
+    work.write("keep.txt")
+    work.write("mod.txt", "1\n")
+    work.write("gone.txt")
+    a = work.commit("a")
+    work.write("mod.txt", "2\n")
+    work.write("new/file.txt")
+    os.unlink(work.path / "gone.txt")
+    b = work.commit("b")
+    assert changed(work.repo(), a, b) == {"mod.txt", "new/file.txt", "gone.txt"}
+
+
+def test_changed_paths_rename_counts_at_both_paths(work: Work) -> None:
+    work.write("db/migrations/0001.sql", "create table t;\n")
+    a = work.commit("a")
+    (work.path / "archive").mkdir()
+    work.git("mv", "db/migrations/0001.sql", "archive/0001.sql")
+    b = work.commit("rename")
+    assert changed(work.repo(), a, b) == {"db/migrations/0001.sql", "archive/0001.sql"}
+
+
+def test_changed_paths_mode_change(work: Work) -> None:
+    work.write("run.sh", "#!/bin/sh\n")
+    work.write("other.txt")
+    a = work.commit("a")
+    (work.path / "run.sh").chmod(0o755)
+    b = work.commit("chmod +x")
+    assert work.git("diff", "--raw", a, b).startswith(":100644 100755")
+    assert changed(work.repo(), a, b) == {"run.sh"}
+
+
+def test_changed_paths_file_becomes_symlink(work: Work) -> None:
+    work.write("target.txt", "x\n")
+    work.write("link", "target.txt")  # same bytes as the symlink will hold
+    a = work.commit("a")
+    os.unlink(work.path / "link")
+    os.symlink("target.txt", work.path / "link")
+    b = work.commit("symlink")
+    assert work.git("diff", "--raw", a, b).startswith(":100644 120000")
+    assert changed(work.repo(), a, b) == {"link"}
+
+
+def test_changed_paths_submodule_gitlink(work: Work) -> None:
+    work.write("README")
+    a = work.commit("a")
+    sha1, sha2 = "1" * 40, "2" * 40
+    work.git("update-index", "--add", "--cacheinfo", f"160000,{sha1},vendor/lib")
+    work.git("commit", "-q", "--no-gpg-sign", "-m", "add gitlink")
+    b = work.git("rev-parse", "HEAD")
+    work.git("update-index", "--cacheinfo", f"160000,{sha2},vendor/lib")
+    work.git("commit", "-q", "--no-gpg-sign", "-m", "move gitlink")
+    c = work.git("rev-parse", "HEAD")
+    repo = work.repo()
+    assert changed(repo, a, b) == {"vendor/lib"}
+    assert changed(repo, b, c) == {"vendor/lib"}
+
+
+def test_changed_paths_of_root_commit_against_empty_tree(work: Work) -> None:
+    work.write("a.txt")
+    work.write("db/migrations/0001.sql")
+    root = work.commit("root")
+    work.git("update-ref", "-d", "refs/heads/main")
+    assert changed(work.repo(), None, root, "refs/heads/main") == {"a.txt", "db/migrations/0001.sql"}
+
+
+def test_changed_paths_include_a_change_reverted_within_the_push(work: Work) -> None:
+    work.write("README")
+    a = work.commit("a")
+    work.write("db/migrations/0002.sql", "drop table users;\n")
+    work.commit("sneak in")
+    os.unlink(work.path / "db/migrations/0002.sql")
+    c = work.commit("take out")
+    assert work.git("diff", "--name-only", a, c) == ""
+    assert changed(work.repo(), a, c) == {"db/migrations/0002.sql"}
+
+
+def test_changed_paths_of_a_merge_use_the_union_rule(work: Work) -> None:
+    work.write("README")
+    a = work.commit("a")
+    work.write("db/migrations/0003.sql", "alter table t;\n")
+    main = work.commit("migration on main")
+    work.git("checkout", "-q", "-b", "side", a)
+    work.write("db/migrations/0003.sql", "alter table t;\n")
+    work.write("src/app.py", "print(1)\n")
+    side = work.commit("same migration on a side branch")
+    work.git("checkout", "-q", "main")
+    work.git("merge", "-q", "--no-edit", "--no-gpg-sign", "side")
+    merge = work.git("rev-parse", "HEAD")
+    assert work.git("diff", "--name-only", main, merge) == "src/app.py"
+    repo = work.repo()
+    assert added(repo, main, merge, "refs/heads/main") == [side, merge]
+    assert changed(repo, main, merge, "refs/heads/main") == {"src/app.py", "db/migrations/0003.sql"}
+
+
+def test_changed_paths_preserve_names_exactly(work: Work) -> None:
+    work.write("README")
+    a = work.commit("a")
+    latin1 = b"caf\xe9.sql"
+    names = [latin1, "caf\u00e9.sql", "cafe\u0301.sql", "A.txt", "a.txt"]
+    for name in names:
+        work.write(name)
+    b = work.commit("names")
+    paths = changed(work.repo(), a, b)
+    assert paths == {"caf\udce9.sql", "caf\u00e9.sql", "cafe\u0301.sql", "A.txt", "a.txt"}
+    assert os.fsencode("caf\udce9.sql") == latin1
+
+
+# --- signed payloads --------------------------------------------------------------------------
+
+def raw_object(work: Work, oid: str) -> bytes:
+    kind = work.git("cat-file", "-t", oid)
+    return run_bytes(["git", "cat-file", kind, oid], cwd=work.path).stdout
+
+
+def test_split_tag_splits_exactly_before_the_signature(work: Work, people: People) -> None:
+    work.commit("a")
+    message = "release\n\n-----BEGIN PGP SIGNATURE-----\nnot a signature\n-----END PGP SIGNATURE-----\n"
+    run(["git", *signing_config(people.alice), "tag", "-s", "-u", people.alice.fingerprint,
+         "-m", message, "v1"], cwd=work.path)
+    oid = work.git("rev-parse", "refs/tags/v1")
+    raw = raw_object(work, oid)
+    signature, payload = split_tag(raw)
+    assert signature is not None
+    assert payload + signature == raw
+    assert signature.startswith(b"-----BEGIN PGP SIGNATURE-----\n")
+    assert signature.rstrip().endswith(b"-----END PGP SIGNATURE-----")
+    assert signature.count(b"BEGIN PGP SIGNATURE") == 1
+    assert payload.endswith(b"-----END PGP SIGNATURE-----\n")  # the fake block stays in the payload
+    status = people.gpg.verify_detached(payload, signature)
+    assert any(s.startswith(f"VALIDSIG {people.alice.fingerprint}") for s in status), status
+    obj = work.repo().signed_object(oid)
+    assert obj is not None
+    assert (obj.kind, obj.signature, obj.payload) == ("tag", signature, payload)
+
+
+def test_split_tag_of_unsigned_and_ssh_signed_tags(work: Work, people: People) -> None:
+    work.commit("a")
+    work.git("tag", "-a", "--no-sign", "-m", "plain", "v0")
+    raw = raw_object(work, work.git("rev-parse", "refs/tags/v0"))
+    assert split_tag(raw) == (None, raw)
+    run(["git", *signing_config(people.bob_ssh), "tag", "-s", "-m", "ssh", "v1"], cwd=work.path)
+    raw = raw_object(work, work.git("rev-parse", "refs/tags/v1"))
+    signature, payload = split_tag(raw)
+    assert signature is not None and signature.startswith(b"-----BEGIN SSH SIGNATURE-----\n")
+    assert payload + signature == raw and payload.endswith(b"ssh\n")
+
+
+def test_signed_commit_payload_excludes_the_signature_header(work: Work, people: People) -> None:
+    run(["git", *signing_config(people.alice), "commit", "-q", "--allow-empty", "-S", "-m", "signed"],
+        cwd=work.path)
+    oid = work.git("rev-parse", "HEAD")
+    obj = work.repo().signed_object(oid)
+    assert obj is not None and obj.kind == "commit" and obj.signature is not None
+    assert b"gpgsig" not in obj.payload and b"gpgsig" in raw_object(work, oid)
+    status = people.gpg.verify_detached(obj.payload, obj.signature)
+    assert any(s.startswith(f"VALIDSIG {people.alice.fingerprint}") for s in status), status
+    unsigned = work.commit("unsigned")
+    plain = work.repo().signed_object(unsigned)
+    assert plain is not None and plain.signature is None and plain.payload == raw_object(work, unsigned)
+
+
+def test_missing_object_is_a_git_error(work: Work) -> None:
+    work.commit("a")
+    with pytest.raises(GitError, match=r"^object aaaaaaaaaaaa is not in the repository$"):
+        work.repo().action(Update(A40, B40, "refs/heads/main"))
+
+
+def test_opening_a_non_repository_is_a_git_error(tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="cannot open the repository"):
+        Repo(str(tmp_path))
