@@ -198,6 +198,10 @@ class Judge:
         label = self._object_label(update, "update")
         if obj is None:
             return None, f"the tip {label} cannot carry a signature"
+        if obj.kind == "tag" and update.ref.startswith("refs/tags/"):
+            tag_name = self.repo.tag_info(update.new)[0]
+            if tag_name != update.ref.removeprefix("refs/tags/"):
+                return None, f"tip {label} is a tag object named {tag_name}, pushed as {update.ref}"
         a = assess(self.signatures.verified(obj), self.policy, self.keyring, now)
         if not a.valid:
             return None, f"tip {label}: {a.found}"
@@ -222,6 +226,9 @@ class Judge:
         elif self.repo.type_of(update.new) != "tag":
             problem = f"a lightweight tag (points at a {self.repo.type_of(update.new)}; nothing is signed)"
             fix = f"git tag -d {name} && " + fix
+        elif (tag_name := self.repo.tag_info(update.new)[0]) != name and update.ref.startswith("refs/tags/"):
+            problem = (f"a tag object named {tag_name} pushed as {update.ref} (a signed tag cannot be republished "
+                       "under another name)")
         else:
             obj = self.repo.signed_object(update.new)
             assert obj is not None
@@ -233,6 +240,9 @@ class Judge:
                 problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
             elif rule.fresh_explicit and a.signed_at is not None and a.signed_at < self.ctx.now - rule.fresh_within:
                 problem = f"{a.found} {age(self.ctx.now - a.signed_at)} ago, older than {age(rule.fresh_within)}"
+            elif (rule.fresh_explicit and a.signed_at is not None
+                  and a.signed_at > self.ctx.now + self.policy.settings.clock_skew):
+                problem = f"{a.found} {age(a.signed_at - self.ctx.now)} in the future, beyond the clock skew"
             elif rule.fresh_explicit and a.signed_at is None:
                 problem = f"{a.found}, but SSH signatures carry no time, so they cannot prove freshness"
             if problem is None:

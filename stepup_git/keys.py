@@ -31,7 +31,7 @@ from typing import Any
 import tomlkit
 
 from .errors import PolicyError, StepupError, UsageError
-from .keyring import GPG_CONF, KeyInfo, Keyring, keyring_files, run_gpg
+from .keyring import KeyInfo, Keyring, keyring_files, run_gpg
 from .policy import Key, Policy, load, normalize_fingerprint, parse_ssh_key
 from .policycheck import check_policy
 
@@ -39,6 +39,9 @@ _KEYS_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(keys|"keys"|'keys')[ \t]*\]\][ \t
 _RULES_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(rules|"rules"|'rules')[ \t]*\]\]""")
 _ANY_HEADER = re.compile(r"[ \t]*\[")
 _SECRET_ARMOR = b"PRIVATE KEY"
+# Not the keyring's "trust-model always": with it, listing an expired key wants a trustdb that
+# --show-keys never creates, and gpg stops with nothing listed.
+_SCRATCH_CONF = "no-autostart\nno-auto-key-retrieve\n"
 _KIND = {"openpgp": "OpenPGP key", "ssh": "SSH key"}
 
 
@@ -53,13 +56,14 @@ class ShownKey:
     expires: datetime | None
     revoked: bool
     secret: bool
+    invalid: bool  # GnuPG would not import it (no user ID with a valid self-signature)
 
 
 @contextlib.contextmanager
 def _scratch_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="sgkeys"))
     try:
-        (home / "gpg.conf").write_text(GPG_CONF)
+        (home / "gpg.conf").write_text(_SCRATCH_CONF)
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -78,7 +82,7 @@ def show_keys(path: Path, home: Path) -> list[ShownKey]:
         if f[0] in ("pub", "sec"):
             if record is not None and fpr:
                 keys.append(ShownKey(fpr, tuple(uids), _when(record[6]), record[1] == "r",
-                                     record[0] == "sec"))
+                                     record[0] == "sec", record[1] == "i"))
             record, uids, fpr = f, [], ""
         elif f[0] == "fpr" and record is not None and not fpr and len(f) > 9:
             fpr = f[9].upper()
@@ -277,6 +281,9 @@ def _read_openpgp(path: Path) -> tuple[ShownKey, bytes]:
     if len(shown) != 1:
         found = "no OpenPGP public key" if not shown else f"{len(shown)} primary keys"
         raise StepupError(f"{path} holds {found}; give a file with exactly one public key")
+    if shown[0].invalid:
+        raise StepupError(f"{path}: GnuPG would not import key {shown[0].fingerprint} "
+                          "(it has no user ID with a valid self-signature)")
     return shown[0], data
 
 

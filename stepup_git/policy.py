@@ -166,11 +166,22 @@ class _Lines:
 
     _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+    _INLINE_KEY = re.compile(r"[{,]\s*([A-Za-z0-9_-]+)\s*=")
 
     def __init__(self, text: str) -> None:
         self.where: dict[tuple[str, int, str | None], int] = {}
         table, index, counts = "", 0, {}  # type: tuple[str, int, dict[str, int]]
+        inline: str | None = None  # inside `keys = [ {...}, ... ]` or `rules = [ ... ]`
         for lineno, line in enumerate(text.splitlines(), start=1):
+            if inline is not None and line.lstrip().startswith("{"):
+                n = counts[inline] = counts.get(inline, -1) + 1
+                self.where.setdefault((inline, n, None), lineno)
+                for key in self._INLINE_KEY.findall(line):
+                    self.where.setdefault((inline, n, key), lineno)
+                continue
+            if inline is not None and line.strip().startswith("]"):
+                inline = None
+                continue
             if m := self._HEADER.match(line):
                 table = m.group(2)
                 if m.group(1) == "[[":
@@ -179,10 +190,14 @@ class _Lines:
                     index = 0
                 self.where.setdefault((table, index, None), lineno)
             elif m := self._KEY.match(line):
-                self.where.setdefault((table, index, m.group(1).strip('"')), lineno)
+                name = m.group(1).strip('"')
+                self.where.setdefault((table, index, name), lineno)
+                if table == "" and name in ("keys", "rules") and line.rstrip().endswith("["):
+                    inline = name
 
     def of(self, table: str, index: int = 0, key: str | None = None) -> int:
-        return self.where.get((table, index, key)) or self.where.get((table, index, None)) or 1
+        return (self.where.get((table, index, key)) or self.where.get((table, index, None))
+                or self.where.get(("", 0, table)) or 1)  # inline tables: the line of their key
 
 
 class _Loader:
@@ -281,7 +296,7 @@ def load_with_warnings(path: str | Path) -> tuple[Policy | None, list[str], list
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         m = re.search(r"\(at line (\d+), column \d+\)", message)
-        line = int(m.group(1)) if m else 1
+        line = int(m.group(1)) if m else max(1, len(text.splitlines()))
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         return None, [f"{path}:{line}: TOML syntax error: {message}"], []
     loader = _Loader(path, text)

@@ -179,6 +179,7 @@ def test_future_dated_tag_is_not_fresh(people: People, server: Server, clone: Cl
         f'refs/tags/v1.0: rule "{RULE}" failed for {tag_label("v1.0", oid)}',
     ]
     assert result.remote[3].startswith(f"    found:    {who(people.carol, 'carol', 'release')}")
+    assert "future" in result.remote[3]
 
 
 def test_deleting_release_tag_is_rejected(people: People, server: Server, clone: Clone) -> None:
@@ -272,3 +273,17 @@ def test_tag_outside_rule_is_accepted_unsigned(
         "accept",
         [],
     )
+
+
+def test_signed_tag_republished_under_another_name_is_rejected(people: People, server: Server, clone: Clone) -> None:
+    """carol's signed v0.1 pushed as refs/tags/v9.9 would publish an old release as a new one."""
+    protect(server, people)
+    clone.commit("release me")
+    oid = clone.tag("v0.1", sign=people.carol)
+    result = clone.push("refs/tags/v0.1:refs/tags/v9.9")
+    assert not result.ok, result
+    assert server.ref("refs/tags/v9.9") is None
+    assert result.remote[1] == f'refs/tags/v9.9: rule "{RULE}" failed for {tag_label("v0.1", oid)}'
+    assert result.remote[3] == ("    found:    a tag object named v0.1 pushed as refs/tags/v9.9 "
+                                "(a signed tag cannot be republished under another name)")
+    assert clone.push("refs/tags/v0.1").ok, "under its own name the same tag is accepted"

@@ -1,0 +1,428 @@
+"""The in-process Sequoia fast path and gpg give the same verdict on every signature (SPEC §5.1).
+
+One corpus of real signatures (real gpg, real ssh-keygen, real signed commits and tags) is judged by
+`Verifier(fast=True)` and `Verifier(fast=False)` (gpg only), one by one and in bulk (`verify_many`,
+also through the forked worker pool); every case also has its expected verdict, so both verifiers
+being wrong the same way fails too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from support import as_datetime, run, run_bytes
+from support.keys import PAST, Gpg, Key, People, SshKey, key_toml
+from support.repos import Clone, Server
+
+from stepup_git import policy as policy_mod
+from stepup_git import sequoia
+from stepup_git.keyring import Keyring
+from stepup_git.policy import Policy
+from stepup_git.signatures import Verified, Verifier, assess
+
+WHEN = "2023-05-06T07:08:09Z"
+"""When most corpus signatures are made (keys created 2020, nothing expired then)."""
+WHILE_VALID = "2020-06-01T00:00:00Z"
+"""Before the `expired` key expired (it expires one year after 2020-01-01)."""
+SIG_EXPIRED_AT = "2021-03-01T00:00:00Z"
+"""When the signature that expires one day later is made."""
+PAYLOAD = (
+    b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
+    b"author A U Thor <author@example.com> 1683356889 +0000\n"
+    b"committer C O Mitter <committer@example.com> 1683356889 +0000\n\nship it\n"
+)
+OTHER_PAYLOAD = PAYLOAD.replace(b"ship it", b"ship that")
+TEXT = b"line one \nline two\n"
+PGP_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
+
+
+@dataclass(frozen=True)
+class Case:
+    signature: bytes
+    payload: bytes
+    key: str | None
+    """The policy key id the signature must count for; None: it must not count."""
+    signed_at: datetime | None = None
+    """The expected signature time when it counts (None for SSH, which has none)."""
+
+
+@dataclass
+class World:
+    policy: Policy
+    keyring: Keyring
+    state: Path
+    now: datetime
+    cases: dict[str, Case]
+
+
+MULTI = {
+    "two-signatures-alice-first",
+    "two-signatures-mallory-first",
+    "two-armours-alice-first",
+    "two-armours-mallory-first",
+}
+"""Blobs holding more than one signature: the product counts them (gpg) for the policy key."""
+DISAGREE = {"two-signatures-mallory-first", "two-armours-mallory-first"}
+"""Cases where Sequoia (unknown issuer of the first signature) and gpg (good second one) differ."""
+
+CASE_NAMES = [
+    "good-alice",
+    "good-subkey",
+    "tampered-payload",
+    "moved-signature",
+    "unknown-key-mallory",
+    "keyring-only-bob",
+    "key-expired-since",
+    "key-revoked",
+    "key-past-policy-expiry",
+    "signature-expired",
+    "signature-expires-later",
+    "signature-in-future",
+    "sha1-digest",
+    "sha1-digest-rsa",
+    "rsa",
+    "rsa-rfc4880",
+    "critical-notation",
+    "text-mode",
+    "text-mode-crlf",
+    "text-mode-trailing-space-removed",
+    "garbage-armour",
+    "empty-armour",
+    "truncated-armour",
+    *sorted(MULTI),
+    "ssh-policy-key",
+    "ssh-foreign-key",
+    "ssh-tampered",
+    "ssh-wrong-namespace",
+    "commit-alice",
+    "commit-subkey",
+    "commit-rsa",
+    "commit-ssh",
+    "commit-expired-key",
+    "commit-mallory",
+    "commit-signature-moved",
+    "tag-alice",
+]
+
+
+def sign(home: Gpg, signers: list[str], data: bytes, *extra: str, at: object = WHEN) -> bytes:
+    """An armored detached signature by one or more keys (gpg `--local-user` each)."""
+    users = [arg for fpr in signers for arg in ("--local-user", fpr)]
+    return home.gpg("--armor", "--detach-sign", *users, *extra, at=at, input=data)  # type: ignore[arg-type]
+
+
+def ssh_sign(key: SshKey, data: bytes, where: Path, namespace: str = "git") -> bytes:
+    """An SSHSIG signature by `ssh-keygen -Y sign`."""
+    target = where / f"payload-{hashlib.sha256(data + namespace.encode()).hexdigest()[:12]}"
+    target.write_bytes(data)
+    run(["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key.private_path, target])
+    return target.with_name(target.name + ".sig").read_bytes()
+
+
+def split_commit(raw: bytes) -> tuple[bytes, bytes]:
+    """(signature, signed payload) of a raw commit: the object without its `gpgsig` header."""
+    header, sep, message = raw.partition(b"\n\n")
+    kept: list[bytes] = []
+    signature: list[bytes] = []
+    in_signature = False
+    for line in header.split(b"\n"):
+        if line.startswith(b"gpgsig "):
+            in_signature = True
+            signature.append(line.removeprefix(b"gpgsig "))
+        elif in_signature and line.startswith(b" "):
+            signature.append(line[1:])
+        else:
+            in_signature = False
+            kept.append(line)
+    assert signature, raw
+    return b"\n".join(signature) + b"\n", b"\n".join(kept) + sep + message
+
+
+def split_tag(raw: bytes) -> tuple[bytes, bytes]:
+    """(signature, signed payload) of a raw annotated tag."""
+    at = raw.index(PGP_BEGIN)
+    return raw[at:], raw[:at]
+
+
+def gen_rsa_key(home: Gpg) -> Key:
+    status = home.gpg(
+        "--status-fd", "1", "--quick-gen-key", "Rosa <rosa@example.com>", "rsa2048", "sign", "never",
+        at=PAST,
+    ).decode()
+    fpr = next(line.split()[3] for line in status.splitlines() if "KEY_CREATED" in line)
+    return Key("Rosa", "rosa@example.com", fpr, fpr, home)
+
+
+def armour(body: bytes) -> bytes:
+    return PGP_BEGIN + b"\n\n" + base64.encodebytes(body) + b"-----END PGP SIGNATURE-----\n"
+
+
+def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
+    rsa = gen_rsa_key(extra)
+    rex = extra.gen_key("Rex Oked", "rex@example.com", created=PAST)
+    keys = root / "keys"
+    keys.mkdir()
+    files = {
+        "alice.asc": people.alice.export(),
+        "bob.asc": people.bob.export(),
+        "carol.asc": people.carol.export(),
+        "subkeyed.asc": people.subkeyed.export(),
+        "expired.asc": people.expired.export(),
+        "rex.asc": rex.export(revoked=True),
+        "rosa.asc": rsa.export(),
+    }
+    for name, text in files.items():
+        (keys / name).write_text(text)
+    (root / "policy.toml").write_text(
+        'version = 1\n\n[tiers]\norder = ["contributor", "maintainer", "release"]\n\n'
+        + key_toml(people.alice, "alice", "maintainer")
+        + key_toml(people.subkeyed, "sam", "maintainer")
+        + key_toml(people.expired, "olga", "maintainer")
+        + key_toml(rex, "rex", "maintainer")
+        + key_toml(rsa, "rosa", "maintainer")
+        + key_toml(people.carol, "carol", "maintainer", expires="2021-01-01")
+        + key_toml(people.alice_ssh, "alice", "maintainer")
+        + '\n[[rules]]\nname = "signed"\nrefs = ["refs/heads/**"]\nrequire = "signed"\ntier = "contributor"\n'
+    )
+    policy = policy_mod.load(root / "policy.toml")
+    state = root / "state"
+    keyring = Keyring.open(policy, state)
+    alice_ssh_id = policy_mod.parse_ssh_key(people.alice_ssh.public_line)[1]
+
+    g = people.gpg
+    when = as_datetime(WHEN)
+    alice, mallory = people.alice.fingerprint, people.mallory.fingerprint
+    good = sign(g, [alice], PAYLOAD)
+    text_sig = sign(g, [alice], TEXT, "--textmode")
+    future = (now + timedelta(days=365)).replace(microsecond=0)
+    cases = {
+        "good-alice": Case(good, PAYLOAD, alice, when),
+        "good-subkey": Case(sign(g, [people.subkeyed.fingerprint], PAYLOAD), PAYLOAD,
+                            people.subkeyed.fingerprint, when),
+        "tampered-payload": Case(good, PAYLOAD.replace(b"ship it", b"ship iT"), None),
+        "moved-signature": Case(good, OTHER_PAYLOAD, None),
+        "unknown-key-mallory": Case(sign(g, [mallory], PAYLOAD), PAYLOAD, None),
+        "keyring-only-bob": Case(sign(g, [people.bob.fingerprint], PAYLOAD), PAYLOAD, None),
+        "key-expired-since": Case(sign(g, [people.expired.fingerprint], PAYLOAD, at=WHILE_VALID), PAYLOAD, None),
+        "key-revoked": Case(sign(extra, [rex.fingerprint], PAYLOAD, at="2021-06-01T00:00:00Z"), PAYLOAD, None),
+        "key-past-policy-expiry": Case(sign(g, [people.carol.fingerprint], PAYLOAD, at=WHILE_VALID), PAYLOAD, None),
+        "signature-expired": Case(sign(g, [alice], PAYLOAD, "--default-sig-expire", "1d", at=SIG_EXPIRED_AT),
+                                  PAYLOAD, None),
+        "signature-expires-later": Case(sign(g, [alice], PAYLOAD, "--default-sig-expire", "20y"), PAYLOAD,
+                                        alice, when),
+        "signature-in-future": Case(sign(g, [alice], PAYLOAD, at=future), PAYLOAD, alice, future),
+        "sha1-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "SHA1"), PAYLOAD, alice, when),
+        "sha1-digest-rsa": Case(sign(extra, [rsa.fingerprint], PAYLOAD, "--digest-algo", "SHA1"), PAYLOAD,
+                                rsa.fingerprint, when),
+        "rsa": Case(sign(extra, [rsa.fingerprint], PAYLOAD), PAYLOAD, rsa.fingerprint, when),
+        "rsa-rfc4880": Case(sign(extra, [rsa.fingerprint], PAYLOAD, "--rfc4880"), PAYLOAD, rsa.fingerprint, when),
+        "critical-notation": Case(sign(g, [alice], PAYLOAD, "--sig-notation", "!step@example.com=up"), PAYLOAD,
+                                  None),
+        "text-mode": Case(text_sig, TEXT, alice, when),
+        "text-mode-crlf": Case(text_sig, TEXT.replace(b"\n", b"\r\n"), alice, when),
+        "text-mode-trailing-space-removed": Case(text_sig, TEXT.replace(b" \n", b"\n"), None),
+        "garbage-armour": Case(armour(hashlib.sha512(b"garbage").digest() * 3), PAYLOAD, None),
+        "empty-armour": Case(PGP_BEGIN + b"\n\n-----END PGP SIGNATURE-----\n", PAYLOAD, None),
+        "truncated-armour": Case(good[: len(good) // 2] + b"\n-----END PGP SIGNATURE-----\n", PAYLOAD, None),
+        "two-signatures-alice-first": Case(sign(g, [alice, mallory], PAYLOAD), PAYLOAD, None),
+        "two-signatures-mallory-first": Case(sign(g, [mallory, alice], PAYLOAD), PAYLOAD, None),
+        "two-armours-alice-first": Case(good + sign(g, [mallory], PAYLOAD), PAYLOAD, None),
+        "two-armours-mallory-first": Case(sign(g, [mallory], PAYLOAD) + good, PAYLOAD, None),
+    }
+    ssh_dir = root / "ssh"
+    ssh_dir.mkdir()
+    ssh_good = ssh_sign(people.alice_ssh, PAYLOAD, ssh_dir)
+    cases.update({
+        "ssh-policy-key": Case(ssh_good, PAYLOAD, alice_ssh_id),
+        "ssh-foreign-key": Case(ssh_sign(people.mallory_ssh, PAYLOAD, ssh_dir), PAYLOAD, None),
+        "ssh-tampered": Case(ssh_good, OTHER_PAYLOAD, None),
+        "ssh-wrong-namespace": Case(ssh_sign(people.alice_ssh, PAYLOAD, ssh_dir, namespace="file"), PAYLOAD, None),
+    })
+    cases.update(commit_cases(people, rsa, root, alice_ssh_id))
+    assert list(cases) == [n for n in CASE_NAMES if n in cases] and set(cases) == set(CASE_NAMES)
+    return World(policy, keyring, state, now, cases)
+
+
+def commit_cases(people: People, rsa: Key, root: Path, alice_ssh_id: str) -> dict[str, Case]:
+    """Signed commits and a signed tag made by `git`, split into (signature, payload)."""
+    dev = Clone(Server(root / "server"), root / "dev")
+    when = as_datetime(WHEN)
+
+    def commit(message: str, signer: Key | SshKey, at: str = WHEN) -> tuple[bytes, bytes]:
+        oid = dev.commit(message, sign=signer, at=at)
+        return split_commit(run_bytes(["git", "cat-file", "commit", oid], cwd=dev.path).stdout)
+
+    by_alice = commit("by alice", people.alice)
+    by_mallory = commit("by mallory", people.mallory)
+    tag = dev.tag("v1.0", sign=people.alice, message="Release 1.0", at=WHEN)
+    return {
+        "commit-alice": Case(*by_alice, people.alice.fingerprint, when),
+        "commit-subkey": Case(*commit("by subkey", people.subkeyed), people.subkeyed.fingerprint, when),
+        "commit-rsa": Case(*commit("by rosa", rsa), rsa.fingerprint, when),
+        "commit-ssh": Case(*commit("by alice over ssh", people.alice_ssh), alice_ssh_id),
+        "commit-expired-key": Case(*commit("by olga", people.expired, at=WHILE_VALID), None),
+        "commit-mallory": Case(*by_mallory, None),
+        "commit-signature-moved": Case(by_alice[0], by_mallory[1], None),
+        "tag-alice": Case(*split_tag(run_bytes(["git", "cat-file", "tag", tag], cwd=dev.path).stdout),
+                          people.alice.fingerprint, when),
+    }
+
+
+@pytest.fixture(scope="module")
+def world(people: People, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with Gpg() as extra:
+        yield build_world(people, extra, tmp_path_factory.mktemp("differential"), datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
+def gpg_verifier(world: World) -> Iterator[Verifier]:
+    verifier = Verifier(world.policy, world.keyring, world.state, fast=False)
+    yield verifier
+    verifier.close()
+
+
+@pytest.fixture(scope="module")
+def fast_verifier(world: World) -> Iterator[Verifier]:
+    pytest.importorskip(
+        "pysequoia", reason="pysequoia is not installed: no in-process fast path to compare with gpg"
+    )
+    verifier = Verifier(world.policy, world.keyring, world.state, fast=True)
+    yield verifier
+    verifier.close()
+
+
+Outcome = tuple[bool, str | None, int | None, str, str | None, int | None]
+
+
+def outcome(verified: Verified, world: World) -> Outcome:
+    """What counts of one verification: valid, key, time (s), finding; signing (sub)key and expiry."""
+    a = assess(verified, world.policy, world.keyring, world.now)
+    return (
+        a.valid,
+        a.key.id if a.valid and a.key else None,
+        int(a.signed_at.timestamp()) if a.valid and a.signed_at else None,
+        a.found,
+        verified.signing_key if a.valid else None,
+        int(verified.expires.timestamp()) if a.valid and verified.expires else None,
+    )
+
+
+def expected(case: Case) -> tuple[bool, str | None, int | None]:
+    return (case.key is not None, case.key, int(case.signed_at.timestamp()) if case.signed_at else None)
+
+
+def case_params(bugs: dict[str, str]) -> list[object]:
+    return [
+        pytest.param(name, marks=pytest.mark.xfail(reason=bugs[name], strict=True)) if name in bugs else name
+        for name in CASE_NAMES
+    ]
+
+
+MULTI_BUG = (
+    "product bug: a signature blob holding two signatures (a policy key's and mallory's) counts as the "
+    "policy key's signature; git verify-commit refuses multiple signatures, and SPEC §5.1 wants keys "
+    "from the policy keyring only"
+)
+DISAGREE_BUG = (
+    "product bug: the Sequoia fast path reads only the first signature of the blob (mallory: unknown "
+    "key, not valid) while gpg counts the second (alice: valid); the verdict depends on the verifier"
+)
+
+
+@pytest.mark.parametrize("name", case_params({n: MULTI_BUG for n in MULTI}))
+def test_verdict_is_expected(name: str, world: World, gpg_verifier: Verifier) -> None:
+    """Each verifier gives the case's expected verdict: valid, for which key, signed when."""
+    case = world.cases[name]
+    verifiers = [gpg_verifier]
+    try:
+        import pysequoia  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        verifiers.append(Verifier(world.policy, world.keyring, world.state, fast=True))
+    for verifier in verifiers:
+        got = outcome(verifier.verify(case.signature, case.payload), world)
+        assert got[:3] == expected(case), (verifier.fast, got)
+    for verifier in verifiers[1:]:
+        verifier.close()
+
+
+@pytest.mark.parametrize("name", case_params({n: DISAGREE_BUG for n in DISAGREE}))
+def test_fast_path_agrees_with_gpg(name: str, world: World, fast_verifier: Verifier,
+                                   gpg_verifier: Verifier) -> None:
+    """Sequoia-first and gpg-only verification give the same verdict, key, time and finding."""
+    case = world.cases[name]
+    fast = outcome(fast_verifier.verify(case.signature, case.payload), world)
+    slow = outcome(gpg_verifier.verify(case.signature, case.payload), world)
+    assert fast == slow
+
+
+def test_sequoia_answers_the_common_cases(world: World) -> None:
+    """The fast path really answers (not deferring everything to gpg): good and unknown-issuer cases."""
+    pytest.importorskip("pysequoia", reason="pysequoia is not installed: no in-process fast path")
+    verifier = sequoia.load(world.keyring)
+    assert verifier is not None
+    answers = {n: verifier.verify(world.cases[n].signature, world.cases[n].payload) for n in world.cases}
+    for name in ("good-alice", "good-subkey", "rsa", "commit-alice", "commit-subkey", "tag-alice"):
+        answer = answers[name]
+        assert answer is not None and answer[0] == "good", name
+        assert answer[1][0] == world.cases[name].key
+    assert answers["unknown-key-mallory"] == ("unknown", world.cases["commit-alice"].key and
+                                              answers["unknown-key-mallory"][1])
+    assert answers["unknown-key-mallory"][1] == answers["commit-mallory"][1]
+    for name in ("tampered-payload", "moved-signature", "signature-expired", "garbage-armour"):
+        assert answers[name] is None, name
+
+
+def bulk_pairs(world: World) -> list[tuple[str, tuple[bytes, bytes]]]:
+    return [(n, (c.signature, c.payload)) for n, c in world.cases.items()]
+
+
+def assert_bulk_matches_gpg(world: World, bulk: list[Verified], gpg_verifier: Verifier,
+                            fast_verifier: Verifier) -> None:
+    named = bulk_pairs(world)
+    assert len(bulk) == len(named)
+    for (name, pair), verified in zip(named, bulk, strict=True):
+        got = outcome(verified, world)
+        assert got == outcome(fast_verifier.verify(*pair), world), name
+        if name not in DISAGREE:  # covered, as product bugs, by test_fast_path_agrees_with_gpg
+            assert got == outcome(gpg_verifier.verify(*pair), world), name
+
+
+def test_verify_many_matches_gpg_one_by_one(world: World, fast_verifier: Verifier,
+                                            gpg_verifier: Verifier) -> None:
+    """Bulk verification of the whole corpus gives, item by item, the gpg and single-call verdicts."""
+    verifier = Verifier(world.policy, world.keyring, world.state, fast=True)
+    try:
+        bulk = verifier.verify_many([pair for _, pair in bulk_pairs(world)])
+    finally:
+        verifier.close()
+    assert_bulk_matches_gpg(world, bulk, gpg_verifier, fast_verifier)
+
+
+def test_verify_many_in_worker_pool_matches_gpg(world: World, fast_verifier: Verifier, gpg_verifier: Verifier,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above PARALLEL_MIN the forked Sequoia workers answer, and still agree with gpg item by item."""
+    if min(os.cpu_count() or 1, 8) < 2:
+        pytest.skip("one CPU: verify_many never forks workers here")
+    monkeypatch.setattr(sequoia, "PARALLEL_MIN", 2)
+    verifier = Verifier(world.policy, world.keyring, world.state, fast=True)
+    before = set(multiprocessing.active_children())
+    try:
+        bulk = verifier.verify_many([pair for _, pair in bulk_pairs(world)] * 3)
+        workers = set(multiprocessing.active_children()) - before
+        assert len(workers) >= 2
+    finally:
+        verifier.close()
+    assert not set(multiprocessing.active_children()) & workers
+    n = len(world.cases)
+    assert bulk[:n] == bulk[n : 2 * n] == bulk[2 * n :]
+    assert_bulk_matches_gpg(world, bulk[:n], gpg_verifier, fast_verifier)
