@@ -81,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 
-    from . import audit, demo
+    from . import audit, demo, keys
 
     audit.register(sub)
+    keys.register(sub)
     demo.register(sub)
     return parser
 

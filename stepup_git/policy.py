@@ -388,7 +388,7 @@ def _keys(ld: _Loader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Key,
             ld.error(head, "each [[keys]] entry needs exactly one of 'fingerprint' (OpenPGP) or 'ssh'")
             continue
         key_id = fpr if fpr else (ssh[1] if ssh else None)
-        if key_id is None or owner is None or tier is None:
+        if key_id is None or owner is None or tier is None or tier not in tiers:
             continue
         if key_id in seen:
             ld.error(head, f"key {key_id} is listed twice (first at line {seen[key_id]})")

@@ -584,12 +584,10 @@ def test_symlinked_policy_stays_a_symlink(policy: Path, people: People, tmp_path
     assert policy.stat().st_mode & 0o777 == 0o640
 
 
-@pytest.mark.xfail(reason="product bug: policy._rules calls tiers.index() on a key whose tier is unknown "
-                          "and raises ValueError instead of reporting PATH:LINE", strict=True)
 def test_policy_error_lists_every_problem(policy: Path) -> None:
     """A PolicyError from loading carries each `PATH:LINE: message`."""
     policy.write_text(policy.read_text().replace('tier = "maintainer"\n', 'tier = "boss"\n', 1))
     with pytest.raises(PolicyError) as caught:
         keys.list_keys(policy)
     assert caught.value.problems == [
-        f"{policy}:33: unknown tier 'boss'; the tiers are contributor, maintainer, release"]
+        f"{policy}:34: unknown tier 'boss'; the tiers are contributor, maintainer, release"]

@@ -97,7 +97,10 @@ CASE_NAMES = [
     "garbage-armour",
     "empty-armour",
     "truncated-armour",
-    *sorted(MULTI),
+    "two-signatures-alice-first",
+    "two-signatures-mallory-first",
+    "two-armours-alice-first",
+    "two-armours-mallory-first",
     "ssh-policy-key",
     "ssh-foreign-key",
     "ssh-tampered",
@@ -247,7 +250,7 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
         "ssh-wrong-namespace": Case(ssh_sign(people.alice_ssh, PAYLOAD, ssh_dir, namespace="file"), PAYLOAD, None),
     })
     cases.update(commit_cases(people, rsa, root, alice_ssh_id))
-    assert list(cases) == [n for n in CASE_NAMES if n in cases] and set(cases) == set(CASE_NAMES)
+    assert set(cases) == set(CASE_NAMES)
     return World(policy, keyring, state, now, cases)
 
 
@@ -365,7 +368,7 @@ def test_fast_path_agrees_with_gpg(name: str, world: World, fast_verifier: Verif
     assert fast == slow
 
 
-def test_sequoia_answers_the_common_cases(world: World) -> None:
+def test_sequoia_answers_the_common_cases(world: World, people: People) -> None:
     """The fast path really answers (not deferring everything to gpg): good and unknown-issuer cases."""
     pytest.importorskip("pysequoia", reason="pysequoia is not installed: no in-process fast path")
     verifier = sequoia.load(world.keyring)
@@ -375,9 +378,8 @@ def test_sequoia_answers_the_common_cases(world: World) -> None:
         answer = answers[name]
         assert answer is not None and answer[0] == "good", name
         assert answer[1][0] == world.cases[name].key
-    assert answers["unknown-key-mallory"] == ("unknown", world.cases["commit-alice"].key and
-                                              answers["unknown-key-mallory"][1])
-    assert answers["unknown-key-mallory"][1] == answers["commit-mallory"][1]
+    for name in ("unknown-key-mallory", "commit-mallory"):
+        assert answers[name] == ("unknown", people.mallory.fingerprint), name
     for name in ("tampered-payload", "moved-signature", "signature-expired", "garbage-armour"):
         assert answers[name] is None, name
 
