@@ -56,6 +56,13 @@ def fmt(value: float | None, digits: int = 3, suffix: str = "") -> str:
     return "—" if value is None else f"{value:.{digits}f}{suffix}"
 
 
+def difference(own: Samples | None, base: Samples | None) -> float | None:
+    """Median of ``own`` minus median of ``base``: the time a hook adds to a push."""
+    own_median = own.median() if own else None
+    base_median = base.median() if base else None
+    return None if own_median is None or base_median is None else own_median - base_median
+
+
 def verdict(ok: bool | None, missing: str = "NOT MEASURED") -> str:
     return missing if ok is None else ("PASS" if ok else "FAIL")
 
@@ -74,10 +81,7 @@ def report(res: Results, facts: list[str], builds: list[dict[str, float]]) -> st
         return fmt(samples.median()) + note
 
     def hook(n: int, config: str) -> float | None:
-        base, own = res.table.get((n, "none")), res.table.get((n, config))
-        if base is None or own is None or base.median() is None or own.median() is None:
-            return None
-        return own.median() - base.median()  # type: ignore[operator]
+        return difference(res.table.get((n, config)), res.table.get((n, "none")))
 
     rows = [
         "| N | no-hook push s | classic push s | stepup-git push s | classic hook s "
@@ -92,11 +96,11 @@ def report(res: Results, facts: list[str], builds: list[dict[str, float]]) -> st
         rss = res.table[(n, "stepup")].median_rss_mb() if (n, "stepup") in res.table else None
         rows.append(
             f"| {n:,} | {cell(n, 'none')} | {cell(n, 'classic')} | {cell(n, 'stepup')} "
-            f"| {fmt(classic)} | {fmt(stepup)} | {fmt(ratio, 1, 'x')} | {fmt(per, 2)} "
+            f"| {fmt(classic)} | {fmt(stepup)} | {fmt(ratio, 2 if ratio and ratio < 1 else 1, 'x')} | {fmt(per, 2)} "
             f"| {fmt(rss, 1)} |"
         )
 
-    lines = ["", "### Results", "", *rows, ""]
+    lines = ["", *rows, ""]
     targets: list[tuple[str, str, str]] = []
 
     big = 10_000
@@ -130,15 +134,15 @@ def report(res: Results, facts: list[str], builds: list[dict[str, float]]) -> st
     if "stepup" in res.repush and res.repush_size:
         first, again = res.repush["stepup"]
         f_med, a_med = first.median(), again.median()
-        if first.failed or again.failed:
-            failed = first.failed or again.failed
-            lines.append(f"- Re-push (N={res.repush_size:,}): rejected: {failed.message}")  # type: ignore[union-attr]
+        failed = first.failed or again.failed
+        if failed is not None:
+            lines.append(f"- Re-push (N={res.repush_size:,}): rejected: {failed.message}")
         elif f_med is not None and a_med is not None:
             rp_ratio = f_med / a_med
-            base = res.repush.get("none")
+            base_first, base_again = res.repush.get("none", (None, None))
+            hf, ha = difference(first, base_first), difference(again, base_again)
             hooks = ""
-            if base and base[0].median() is not None and base[1].median() is not None:
-                hf, ha = f_med - base[0].median(), a_med - base[1].median()  # type: ignore[operator]
+            if hf is not None and ha is not None:
                 hooks = f"; hook time {hf:.3f} s → {ha:.3f} s" + (f" ({hf / ha:.1f}x)" if ha > 0.001 else "")
             lines.append(
                 f"- Re-push (N={res.repush_size:,}, the same {res.repush_size - 1:,} "

@@ -14,7 +14,8 @@ from .errors import StepupError, UsageError
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("stepup-git").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,9 +110,15 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .gitrepo import Update
 
+    from .gitrepo import Repo
+
     zero = {"0" * 40, "0" * 64}
-    update = Update(None if args.old in zero else args.old, None if args.new in zero else args.new, args.ref)
-    return _judge_one(args, update, certificate_file=args.push_cert)
+    repo = Repo(str(args.repo))
+    old = None if args.old in zero else _resolve(repo, args.old)
+    new = None if args.new in zero else _resolve(repo, args.new)
+    if old is None and new is None:
+        raise UsageError("OLD and NEW cannot both be the zero id")
+    return _judge_one(args, Update(old, new, _full_ref(args.ref)), certificate_file=args.push_cert, repo=repo)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -123,8 +130,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError(f"--range must be A..B, not {args.range_!r}")
     old = _resolve(repo, a) if a else None
     new = _resolve(repo, b)
-    ref = args.ref or _head_ref(repo)
+    ref = _full_ref(args.ref) if args.ref else _head_ref(repo)
     return _judge_one(args, Update(old, new, ref), repo=repo)
+
+
+def _full_ref(ref: str) -> str:
+    if not ref.startswith("refs/") or any(c.isspace() for c in ref):
+        raise UsageError(f"{ref!r} is not a full ref name; give e.g. refs/heads/{ref.removeprefix('refs/')}")
+    return ref
 
 
 def _resolve(repo: object, rev: str) -> str:
@@ -176,7 +189,7 @@ def _judge_one(args: argparse.Namespace, update: object, *, certificate_file: Pa
                 "findings": [f.to_json() for r in v.results for f in r.findings]} for v in verdicts]
         print(json.dumps({"allowed": allowed, "now": iso(now), "updates": out}, indent=2))
     else:
-        for line in render(verdicts, mode="enforce"):
+        for line in render(verdicts, mode="enforce", dry_run=True):
             print(line)
         for v in verdicts:
             for r in v.results:

@@ -120,8 +120,9 @@ def short(oid: str | None) -> str:
     return oid[:10] if oid else "(none)"
 
 
-def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
-    """The lines a pusher sees (Git prefixes each with ``remote:``)."""
+def render(verdicts: Sequence[Verdict], *, mode: str, dry_run: bool = False) -> list[str]:
+    """The lines a pusher sees (Git prefixes each with ``remote:``); ``dry_run`` words them as a
+    prediction (``check``, ``verify``)."""
     failed = [v for v in verdicts if not v.allowed]
     lines: list[str] = []
     for v in verdicts:
@@ -132,7 +133,8 @@ def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
                          "and this push is audited as break-glass")
     if not failed:
         applied = sum(1 for v in verdicts for r in v.results)
-        lines.append(f"stepup-git: push accepted ({len(verdicts)} update(s), {applied} rule check(s) passed)")
+        verb = "would be accepted" if dry_run else "push accepted"
+        lines.append(f"stepup-git: {verb} ({len(verdicts)} update(s), {applied} rule check(s) passed)")
         for v in verdicts:
             for note in v.notes:
                 lines.append(f"stepup-git: note: {v.update.ref}: {note}")
@@ -143,6 +145,8 @@ def render(verdicts: Sequence[Verdict], *, mode: str) -> list[str]:
     elif mode == "audit":
         lines.append(f"stepup-git: WARNING (audit mode): {len(failed)} of {len(verdicts)} update(s) fail the policy; "
                      "the push is accepted now but will be rejected once the policy is enforced")
+    elif dry_run:
+        lines.append(f"stepup-git: would be rejected: {len(refused)} of {len(verdicts)} update(s) fail the policy")
     else:
         lines.append(f"stepup-git: push rejected: {len(refused)} of {len(verdicts)} update(s) fail the policy "
                      "(nothing was updated)")

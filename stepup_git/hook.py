@@ -127,13 +127,18 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
         extra["chained_hook_exit"] = chained_code
     records = [audit_record(v, now=now, repo=str(git_dir), pusher=pusher, mode=mode, nonce_status=nonce,
                             extra=extra) for v in verdicts]
+    if chained_code != 0:  # the chained hook's refusal rejects every update
+        for record in records:
+            record["decision"] = "reject"
     log = policy.settings.audit_log or state_dir / "audit.jsonl"
     audit.append(log, records, syslog=policy.settings.syslog)  # raises AuditError: no enforcement decision without its record
 
-    for line in render(verdicts, mode=mode):
-        print(line, file=out)
+    lines = render(verdicts, mode=mode)
     if chained_code != 0:
-        print(f"{PREFIX}: push rejected: the chained pre-receive hook {chained} exited {chained_code}", file=out)
+        lines = [f"{PREFIX}: push rejected: the chained pre-receive hook {chained} exited {chained_code}",
+                 *(line for line in lines if not line.startswith(f"{PREFIX}: push accepted"))]
+    for line in lines:
+        print(line, file=out)
     return mode, 0 if accepted else 1
 
 

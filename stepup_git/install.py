@@ -103,7 +103,8 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
     config["stepup.policy"] = str(policy_file)
     if mode is not None:
         config["stepup.mode"] = mode
-    if not _get(config, "receive.certNonceSeed"):
+    local = pygit2.Config(str(git_dir / "config"))  # the repository's own file, not inherited values
+    if not _get(local, "receive.certNonceSeed"):  # a seed shared by repositories lets nonces cross over
         config["receive.certNonceSeed"] = secrets.token_hex(32)
     slop = min(MAX_SLOP, int(loaded.settings.fresh_within.total_seconds()))
     current = _get(config, "receive.certNonceSlop")

@@ -330,7 +330,7 @@ def test_changed_paths_preserve_names_exactly(work: Work) -> None:
     work.write("README")
     a = work.commit("a")
     latin1 = b"caf\xe9.sql"
-    names = [latin1, "caf\u00e9.sql", "cafe\u0301.sql", "A.txt", "a.txt"]
+    names: list[str | bytes] = [latin1, "caf\u00e9.sql", "cafe\u0301.sql", "A.txt", "a.txt"]
     for name in names:
         work.write(name)
     b = work.commit("names")

@@ -377,12 +377,12 @@ def test_add_bad_arguments_are_usage_errors(policy: Path, people: People, stepup
     bad_date = stepup("keys", "add", "--policy", policy, "--key", source, "--owner", "a", "--tier", "release",
                       "--expires", "30/06/2027")
     assert bad_date.code == 2
-    assert bad_date.err_lines == ["stepup-git: stepup-git keys add: argument --expires: "
+    assert bad_date.err_lines == ["stepup-git: keys add: argument --expires: "
                                   "must be a date YYYY-MM-DD, not '30/06/2027'"]
     both = stepup("keys", "add", "--policy", policy, "--key", source, "--ssh", people.alice_ssh.public_line,
                   "--owner", "a", "--tier", "release")
     assert both.code == 2
-    assert both.err_lines == ["stepup-git: stepup-git keys add: argument --ssh: not allowed with argument --key"]
+    assert both.err_lines == ["stepup-git: keys add: argument --ssh: not allowed with argument --key"]
     blank = stepup("keys", "add", "--policy", policy, "--key", source, "--owner", " ", "--tier", "release")
     assert (blank.code, blank.err_lines) == (2, ["stepup-git: --owner must not be empty"])
     assert policy.read_bytes() == before

@@ -61,17 +61,47 @@ class World:
     state: Path
     now: datetime
     cases: dict[str, Case]
+    policy_text: str
+    keyring_files: dict[str, str]
+    kay: Key
+    """A certify-only key whose first signing subkey is revoked and second expired in 2020."""
 
 
-MULTI = {
-    "two-signatures-alice-first",
-    "two-signatures-mallory-first",
-    "two-armours-alice-first",
-    "two-armours-mallory-first",
+MULTI_BUG = (
+    "product bug: a signature blob holding two signatures (a policy key's, then or after an unknown "
+    "key's) counts as the policy key's signature; git verify-commit refuses multiple signatures, and "
+    "SPEC §5.1 wants keys from the policy keyring only"
+)
+BYPASS_BUG = (
+    "product bug: appending an unknown key's signature to a signature by a revoked/expired signing "
+    "subkey makes it count: gpg's status lines of both signatures are merged (signing_key becomes the "
+    "unknown key's fingerprint), so assess() never sees the revoked/expired subkey (SPEC §5.1)"
+)
+FIRST_ONLY_BUG = (
+    "product bug: the Sequoia fast path reads only the first signature of the blob (mallory: unknown "
+    "key, not valid) while gpg counts the other one (alice: valid); the verdict depends on the verifier"
+)
+MERGED_BUG = (
+    "product bug: for a blob of two signatures gpg's path reports the key id of one signature and the "
+    "signing key (fingerprint) of the other (mallory's), Sequoia those of the first; they differ"
+)
+EXPECTED_BUGS = {
+    "two-signatures-alice-first": MULTI_BUG,
+    "two-signatures-mallory-first": MULTI_BUG,
+    "two-armours-alice-first": MULTI_BUG,
+    "two-armours-mallory-first": MULTI_BUG,
+    "revoked-subkey-plus-unknown": BYPASS_BUG,
+    "expired-subkey-plus-unknown": BYPASS_BUG,
 }
-"""Blobs holding more than one signature: the product counts them (gpg) for the policy key."""
-DISAGREE = {"two-signatures-mallory-first", "two-armours-mallory-first"}
-"""Cases where Sequoia (unknown issuer of the first signature) and gpg (good second one) differ."""
+"""Cases whose verdict differs from SPEC §5.1 (in at least one verifier)."""
+DISAGREE_BUGS = {
+    "two-signatures-alice-first": MERGED_BUG,
+    "two-signatures-mallory-first": FIRST_ONLY_BUG,
+    "two-armours-alice-first": MERGED_BUG,
+    "two-armours-mallory-first": FIRST_ONLY_BUG,
+    "expired-subkey-plus-unknown": BYPASS_BUG + "; Sequoia reads the first signature and rejects it",
+}
+"""Cases where Sequoia-first and gpg-only verification disagree."""
 
 CASE_NAMES = [
     "good-alice",
@@ -101,6 +131,10 @@ CASE_NAMES = [
     "two-signatures-mallory-first",
     "two-armours-alice-first",
     "two-armours-mallory-first",
+    "revoked-subkey",
+    "revoked-subkey-plus-unknown",
+    "expired-subkey",
+    "expired-subkey-plus-unknown",
     "ssh-policy-key",
     "ssh-foreign-key",
     "ssh-tampered",
@@ -124,7 +158,8 @@ def sign(home: Gpg, signers: list[str], data: bytes, *extra: str, at: object = W
 
 def ssh_sign(key: SshKey, data: bytes, where: Path, namespace: str = "git") -> bytes:
     """An SSHSIG signature by `ssh-keygen -Y sign`."""
-    target = where / f"payload-{hashlib.sha256(data + namespace.encode()).hexdigest()[:12]}"
+    digest = hashlib.sha256(data + namespace.encode() + key.public_line.encode()).hexdigest()[:12]
+    target = where / f"payload-{digest}"
     target.write_bytes(data)
     run(["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key.private_path, target])
     return target.with_name(target.name + ".sig").read_bytes()
@@ -168,9 +203,36 @@ def armour(body: bytes) -> bytes:
     return PGP_BEGIN + b"\n\n" + base64.encodebytes(body) + b"-----END PGP SIGNATURE-----\n"
 
 
+def gen_kay(home: Gpg) -> tuple[Key, str, str]:
+    """kay: certify-only primary, signing subkey A (never expires), signing subkey B (expires 2021)."""
+    kay = home.gen_key("Kay", "kay@example.com", signing_subkey=True, created=PAST)
+    status = home.gpg("--status-fd", "1", "--quick-add-key", kay.fingerprint, "ed25519", "sign", "1y",
+                      at=PAST).decode()
+    expiring = next(line.split()[3] for line in status.splitlines() if "KEY_CREATED" in line)
+    return kay, kay.signing_fingerprint, expiring
+
+
+def revoke_first_subkey(home: Gpg, key: Key) -> str:
+    """Revoke the key's first subkey (reason: none given) in `home`; the new public key."""
+    home.gpg("--command-fd", "0", "--edit-key", key.fingerprint, input=b"key 1\nrevkey\ny\n0\n\ny\nsave\n")
+    return home.gpg("--armor", "--export", key.fingerprint).decode()
+
+
 def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
     rsa = gen_rsa_key(extra)
     rex = extra.gen_key("Rex Oked", "rex@example.com", created=PAST)
+    kay, revoked_sub, expiring_sub = gen_kay(extra)
+    mallory = people.mallory.fingerprint
+    by_revoked_sub = sign(extra, [revoked_sub + "!"], PAYLOAD)
+    by_expiring_sub = sign(extra, [expiring_sub + "!"], PAYLOAD, at=WHILE_VALID)
+    subkey_cases = {
+        "revoked-subkey": Case(by_revoked_sub, PAYLOAD, None),
+        "revoked-subkey-plus-unknown": Case(by_revoked_sub + sign(people.gpg, [mallory], PAYLOAD), PAYLOAD, None),
+        "expired-subkey": Case(by_expiring_sub, PAYLOAD, None),
+        "expired-subkey-plus-unknown": Case(by_expiring_sub + sign(people.gpg, [mallory], PAYLOAD, at=WHILE_VALID),
+                                            PAYLOAD, None),
+    }
+    kay_export = revoke_first_subkey(extra, kay)
     keys = root / "keys"
     keys.mkdir()
     files = {
@@ -181,10 +243,11 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
         "expired.asc": people.expired.export(),
         "rex.asc": rex.export(revoked=True),
         "rosa.asc": rsa.export(),
+        "kay.asc": kay_export,
     }
     for name, text in files.items():
         (keys / name).write_text(text)
-    (root / "policy.toml").write_text(
+    policy_text = (
         'version = 1\n\n[tiers]\norder = ["contributor", "maintainer", "release"]\n\n'
         + key_toml(people.alice, "alice", "maintainer")
         + key_toml(people.subkeyed, "sam", "maintainer")
@@ -193,8 +256,10 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
         + key_toml(rsa, "rosa", "maintainer")
         + key_toml(people.carol, "carol", "maintainer", expires="2021-01-01")
         + key_toml(people.alice_ssh, "alice", "maintainer")
+        + key_toml(kay, "kay", "maintainer")
         + '\n[[rules]]\nname = "signed"\nrefs = ["refs/heads/**"]\nrequire = "signed"\ntier = "contributor"\n'
     )
+    (root / "policy.toml").write_text(policy_text)
     policy = policy_mod.load(root / "policy.toml")
     state = root / "state"
     keyring = Keyring.open(policy, state)
@@ -202,7 +267,7 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
 
     g = people.gpg
     when = as_datetime(WHEN)
-    alice, mallory = people.alice.fingerprint, people.mallory.fingerprint
+    alice = people.alice.fingerprint
     good = sign(g, [alice], PAYLOAD)
     text_sig = sign(g, [alice], TEXT, "--textmode")
     future = (now + timedelta(days=365)).replace(microsecond=0)
@@ -249,9 +314,10 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
         "ssh-tampered": Case(ssh_good, OTHER_PAYLOAD, None),
         "ssh-wrong-namespace": Case(ssh_sign(people.alice_ssh, PAYLOAD, ssh_dir, namespace="file"), PAYLOAD, None),
     })
+    cases.update(subkey_cases)
     cases.update(commit_cases(people, rsa, root, alice_ssh_id))
     assert set(cases) == set(CASE_NAMES)
-    return World(policy, keyring, state, now, cases)
+    return World(policy, keyring, state, now, cases, policy_text, files, kay)
 
 
 def commit_cases(people: People, rsa: Key, root: Path, alice_ssh_id: str) -> dict[str, Case]:
@@ -329,18 +395,7 @@ def case_params(bugs: dict[str, str]) -> list[object]:
     ]
 
 
-MULTI_BUG = (
-    "product bug: a signature blob holding two signatures (a policy key's and mallory's) counts as the "
-    "policy key's signature; git verify-commit refuses multiple signatures, and SPEC §5.1 wants keys "
-    "from the policy keyring only"
-)
-DISAGREE_BUG = (
-    "product bug: the Sequoia fast path reads only the first signature of the blob (mallory: unknown "
-    "key, not valid) while gpg counts the second (alice: valid); the verdict depends on the verifier"
-)
-
-
-@pytest.mark.parametrize("name", case_params({n: MULTI_BUG for n in MULTI}))
+@pytest.mark.parametrize("name", case_params(EXPECTED_BUGS))
 def test_verdict_is_expected(name: str, world: World, gpg_verifier: Verifier) -> None:
     """Each verifier gives the case's expected verdict: valid, for which key, signed when."""
     case = world.cases[name]
@@ -358,7 +413,7 @@ def test_verdict_is_expected(name: str, world: World, gpg_verifier: Verifier) ->
         verifier.close()
 
 
-@pytest.mark.parametrize("name", case_params({n: DISAGREE_BUG for n in DISAGREE}))
+@pytest.mark.parametrize("name", case_params(DISAGREE_BUGS))
 def test_fast_path_agrees_with_gpg(name: str, world: World, fast_verifier: Verifier,
                                    gpg_verifier: Verifier) -> None:
     """Sequoia-first and gpg-only verification give the same verdict, key, time and finding."""
@@ -395,7 +450,7 @@ def assert_bulk_matches_gpg(world: World, bulk: list[Verified], gpg_verifier: Ve
     for (name, pair), verified in zip(named, bulk, strict=True):
         got = outcome(verified, world)
         assert got == outcome(fast_verifier.verify(*pair), world), name
-        if name not in DISAGREE:  # covered, as product bugs, by test_fast_path_agrees_with_gpg
+        if name not in DISAGREE_BUGS:  # covered, as product bugs, by test_fast_path_agrees_with_gpg
             assert got == outcome(gpg_verifier.verify(*pair), world), name
 
 
@@ -428,3 +483,36 @@ def test_verify_many_in_worker_pool_matches_gpg(world: World, fast_verifier: Ver
     n = len(world.cases)
     assert bulk[:n] == bulk[n : 2 * n] == bulk[2 * n :]
     assert_bulk_matches_gpg(world, bulk[:n], gpg_verifier, fast_verifier)
+
+
+def graft(payload: bytes, signature: bytes) -> bytes:
+    """A raw commit: `payload` with `signature` as its `gpgsig` header (as Git writes it)."""
+    header, sep, message = payload.partition(b"\n\n")
+    value = b"\n ".join(signature.rstrip(b"\n").split(b"\n"))
+    return header + b"\ngpgsig " + value + sep + message
+
+
+@pytest.mark.xfail(reason=BYPASS_BUG, strict=True)
+def test_hook_refuses_revoked_subkey_signature_with_unknown_one_appended(world: World, server: Server,
+                                                                          clone: Clone) -> None:
+    """A commit signed by kay's revoked subkey stays refused when mallory's signature is appended to it."""
+    server.write_policy(world.policy_text, world.keyring_files)
+    server.install()
+    run_bytes(["git", "hash-object", "-t", "tree", "-w", "--stdin"], cwd=clone.path, input=b"")
+    case = world.cases["revoked-subkey-plus-unknown"]
+    raw = graft(case.payload, case.signature)
+    oid = run_bytes(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=clone.path,
+                    input=raw).stdout.decode().strip()
+    assert run_bytes(["git", "cat-file", "commit", oid], cwd=clone.path).stdout == raw
+    clone.git("update-ref", "refs/heads/main", oid)
+    result = clone.push("main")
+    assert server.ref("refs/heads/main") is None
+    assert result.remote == [
+        "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)",
+        f'refs/heads/main: rule "signed" failed for commit {oid[:10]}',
+        "    required: every new commit signed by a policy key of tier contributor or higher",
+        f"    found:    signed by kay (maintainer, key {world.kay.fingerprint[-16:]}), but the signing subkey "
+        f"{world.kay.signing_fingerprint[-16:]} is revoked",
+        "    fix:      sign with a policy key of tier contributor or higher (git config user.signingkey "
+        "<key id>): git commit --amend --no-edit -S, then push again",
+    ]
