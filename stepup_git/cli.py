@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import audit, demo, keys
 
-    audit.register(sub)
+    audit.register(sub)  # type: ignore[arg-type]
     keys.register(sub)
     demo.register(sub)
     return parser

@@ -251,7 +251,7 @@ class Judge:
         finding = Finding(update.ref, rule.name, label,
                           required=f"an annotated tag signed by a policy key of tier {rule.tier} or higher"
                           + (f", signed within {age(rule.fresh_within)}" if rule.fresh_explicit else ""),
-                          found=problem, fix=fix)
+                          found=problem or "a tag that is not signed as required", fix=fix)
         return RuleResult(rule.name, False, f"tag not signed as required: {problem}", findings=(finding,),
                           failed_count=1)
 

@@ -36,7 +36,7 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
         config = repo.git.config
         strict = _flag(config, "stepup.clientStrict")
         try:
-            policy_file = Path(config["stepup.policy"])
+            policy_file = Path(str(config["stepup.policy"]))
         except KeyError:
             raise StepupError("no stepup.policy configured in this clone") from None
         policy = policy_mod.load(policy_file if policy_file.is_absolute() else git_dir / policy_file)

@@ -75,7 +75,8 @@ def parse(raw: bytes) -> Certificate:
     for line in updates:
         if not _UPDATE.fullmatch(line):
             raise ValueError(f"malformed update line {line[:60]!r}")
-    return Certificate("0.1", fields["pusher"][0], (fields["pushee"] or [None])[0], fields["nonce"][0],
+    pushee = fields["pushee"][0] if fields["pushee"] else None
+    return Certificate("0.1", fields["pusher"][0], pushee, fields["nonce"][0],
                        tuple(fields["push-option"]), updates, payload, signature)
 
 
@@ -221,7 +222,7 @@ def from_environment(env: Mapping[str, str], session: Session, now: datetime) ->
     if obj is None or obj.type_str != "blob":
         raise StepupError(f"the push certificate {blob[:10]} is not in the repository")
     replay = ReplayStore(session.state_dir / "push-certs.sqlite")
-    return PushCertificate(blob, bytes(obj.data), session, nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
+    return PushCertificate(blob, bytes(obj.read_raw()), session, nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
                            nonce_slop=env.get("GIT_PUSH_CERT_NONCE_SLOP"), expected_nonce=env.get("GIT_PUSH_CERT_NONCE"),
                            replay=replay)
 

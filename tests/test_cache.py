@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support import isolated_env, run
 from support.keys import Gpg, Key, People, key_toml
-from support.repos import Clone, PushResult, Server
+from support.repos import Clone, PushResult, Server, Signer, signing_config
 
 from stepup_git.cache import FLUSH_EVERY, open_store
 from stepup_git.evaluate import STORE_MIN
@@ -23,15 +23,15 @@ from stepup_git.signatures import Verified
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYRING, POLICY = "a" * 64, "b" * 64
+COMMITS = STORE_MIN + 8
+"""A push this size goes through the cache (smaller ones are verified directly)."""
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
 ROOT_FIX = (
     "    fix:      sign with a policy key of tier contributor or higher (git config user.signingkey <key id>): "
     "git rebase --rebase-merges --exec 'git commit --amend --no-edit -S' --root, then push again"
 )
-MORE = f'    ... and {STORE_MIN + 8 - 5} more object(s) failing rule "signed" the same way'
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
-COMMITS = STORE_MIN + 8
-"""A push this size goes through the cache (smaller ones are verified directly)."""
+MORE = f'    ... and {COMMITS - 5} more object(s) failing rule "signed" the same way'
 
 GOOD = Verified(True, "openpgp", key_id="C" * 40, signing_key="D" * 40,
                 created=datetime(2023, 5, 6, 7, 8, 9, tzinfo=UTC),
@@ -50,7 +50,6 @@ def test_round_trip(tmp_path: Path) -> None:
     store.put(oid(1), GOOD)
     store.put(oid(2), BAD)
     store.put(oid(3), SSH)
-    assert open_store(tmp_path, KEYRING, POLICY).get_many([oid(1)]) == {}  # not written before flush
     store.flush()
     again = open_store(tmp_path, KEYRING, POLICY)
     assert again.get_many([oid(1), oid(2), oid(3), oid(4)]) == {oid(1): GOOD, oid(2): BAD, oid(3): SSH}
@@ -234,8 +233,16 @@ def cache_rows(server: Server) -> list[int]:
         return sorted(n for _, n in db.execute("SELECT context, count(*) FROM verified GROUP BY context"))
 
 
-def signed_commits(clone: Clone, signer: Key, count: int = COMMITS) -> list[str]:
-    return [clone.commit(f"change {n}", sign=signer) for n in range(count)]
+def signed_commits(clone: Clone, signer: Signer, count: int = COMMITS) -> list[str]:
+    """A chain of `count` signed commits (git commit-tree -S) on the clone's current branch."""
+    config = signing_config(signer)
+    tree = clone.git("write-tree")
+    commits: list[str] = []
+    for n in range(count):
+        parent = ["-p", commits[-1]] if commits else []
+        commits.append(clone.git(*config, "commit-tree", "-S", *parent, "-m", f"change {n}", tree))
+    clone.git("update-ref", "HEAD", commits[-1])
+    return commits
 
 
 def delete(clone: Clone, server: Server, ref: str) -> None:

@@ -247,6 +247,24 @@ def test_ssh_signed_push_certificate_is_a_fresh_proof(
     assert proof["fingerprint"].startswith("SHA256:")
 
 
+def test_fresh_signature_below_an_unsigned_tip_proves_nothing(
+    people: People, server: Server, clone: Clone
+) -> None:
+    """Only the pushed tip carries a tip proof: alice's fresh commit under an unsigned tip is none."""
+    base = seeded(server, clone, people)
+    add_migration(clone, sign=people.alice)
+    clone.write("infra/main.tf", 'resource "x" "y" {}\n')
+    oid = clone.commit("unsigned commit on top")
+    assert_rejected(
+        server,
+        clone.push("main"),
+        old=base,
+        oid=oid,
+        required_text=required(why(MIGRATION)),
+        found=f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+    )
+
+
 # --- push certificates --------------------------------------------------------------------------
 
 
@@ -314,6 +332,7 @@ def test_rename_out_of_the_guarded_folder_is_rejected(
 ) -> None:
     """Moving a migration out of db/migrations changes the old path, which the rule guards."""
     before = migrated(server, clone, people)
+    (clone.path / "old").mkdir()
     clone.git("mv", MIGRATION, "old/0001.sql")
     oid = clone.commit("move the migration away")
     assert_rejected(
