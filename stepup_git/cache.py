@@ -23,23 +23,37 @@ class SqliteStore:
         import sqlite3
 
         self.context = context
+        self._error = sqlite3.Error
         self._pending: list[tuple[str, str, str]] = []
         self._db: sqlite3.Connection | None = None
+        self._ready = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(str(path), timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS verified (oid TEXT NOT NULL, context TEXT NOT NULL, "
-                       "result TEXT NOT NULL, PRIMARY KEY (oid, context)) WITHOUT ROWID")
-            self._db = db
-        except sqlite3.Error:
+            self._db = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+        except (sqlite3.Error, OSError):
             self._db = None
-        self._error = sqlite3.Error
+
+    def _prepare(self) -> bool:
+        """Create the table on first use (not at open: another push may hold the write lock then)."""
+        if self._db is None:
+            return False
+        if not self._ready:
+            try:
+                try:
+                    self._db.execute("PRAGMA journal_mode=WAL")  # refused while another push writes: fine
+                except self._error:
+                    pass
+                self._db.execute("CREATE TABLE IF NOT EXISTS verified (oid TEXT NOT NULL, context TEXT NOT NULL, "
+                                 "result TEXT NOT NULL, PRIMARY KEY (oid, context)) WITHOUT ROWID")
+                self._ready = True
+            except self._error:
+                self._db = None
+                return False
+        return True
 
     def get_many(self, oids: Sequence[str]) -> dict[str, Verified]:
         found: dict[str, Verified] = {}
-        if self._db is None:
+        if not self._prepare():
             return found
         try:
             for start in range(0, len(oids), BATCH):
@@ -61,9 +75,10 @@ class SqliteStore:
             self.flush()
 
     def flush(self) -> None:
-        if self._db is None or not self._pending:
+        if not self._pending or not self._prepare():
             return
         rows, self._pending = self._pending, []
+        assert self._db is not None
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")

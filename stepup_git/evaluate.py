@@ -21,7 +21,6 @@ from .policy import Policy
 from .signatures import Verified, Verifier
 
 MEMO_LIMIT = 4096
-STORE_MIN = 32  # fewer signatures than this are verified directly: cheaper than opening the cache
 
 
 class VerificationStore(Protocol):
@@ -58,7 +57,7 @@ class Signatures:
                 results[i] = hit
             else:
                 misses.append(i)
-        store = self.store if len(misses) >= STORE_MIN else None
+        store = self.store
         if misses and store is not None:
             stored = store.get_many([oids[i] for i in misses])
             for i in misses:

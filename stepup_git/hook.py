@@ -45,20 +45,19 @@ def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: 
     raw = sys.stdin.buffer.read() if stdin is None else stdin
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.alarm(DEFAULT_TIMEOUT)
-    mode = "enforce"
+    state = {"mode": "enforce"}  # becomes the policy's mode once the policy has loaded
     try:
-        mode, code = _run(raw, env, out)
-        return code
+        return _run(raw, env, out, state)
     except _Deadline:
-        return _fail(out, mode, "the policy check did not finish in time")
+        return _fail(out, state["mode"], "the policy check did not finish in time")
     except StepupError as exc:
-        return _fail(out, mode, str(exc))
+        return _fail(out, state["mode"], str(exc))
     except Exception as exc:  # fail closed on anything unforeseen, without a traceback
         if env.get("STEPUP_DEBUG"):
             import traceback
 
             traceback.print_exc(file=out)
-        return _fail(out, mode, f"internal error ({type(exc).__name__}: {exc})")
+        return _fail(out, state["mode"], f"internal error ({type(exc).__name__}: {exc})")
     finally:
         signal.alarm(0)
 
@@ -72,7 +71,7 @@ def _fail(out: TextIO, mode: str, reason: str) -> int:
     return 1
 
 
-def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
+def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str]) -> int:
     from . import policy as policy_mod
     from .errors import GitError, PolicyError
     from .gitrepo import Repo, parse_updates
@@ -94,6 +93,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
     mode = _config(config, "stepup.mode") or policy.settings.mode
     if mode not in policy_mod.MODES:
         raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])
+    state["mode"] = mode
     signal.alarm(max(1, int(policy.settings.timeout.total_seconds())))
 
     now = datetime.now(UTC)
@@ -139,7 +139,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO) -> tuple[str, int]:
                  *(line for line in lines if not line.startswith(f"{PREFIX}: push accepted"))]
     for line in lines:
         print(line, file=out)
-    return mode, 0 if accepted else 1
+    return 0 if accepted else 1
 
 
 def _config(config: object, name: str) -> str | None:

@@ -322,8 +322,9 @@ def _step_up_fix(rule: Rule, update: Update, action: str) -> str:
         target = f":{branch}" if action == "delete" else branch
         cmd = f"git push --signed{' --force' if action == 'force-push' else ''} origin {target}"
         return f"sign the push with {key}: git config user.signingkey <key id>, then {cmd}"
-    fix = (f"sign the push with {key}: git config user.signingkey <key id>, then git push --signed; "
-           f"or re-sign the tip now: git commit --amend --no-edit -S, then push")
+    force = " --force" if action == "force-push" else ""
+    fix = (f"sign the push with {key}: git config user.signingkey <key id>, then git push --signed{force}; "
+           f"or re-sign the tip now: git commit --amend --no-edit -S, then {'git push --force' if force else 'push'}")
     if rule.signers > 1:
         fix += (f"; {rule.signers} different people must each prove: e.g. one signs the tip commit "
                 "(git commit --amend --no-edit -S) and another pushes it with git push --signed")

@@ -79,7 +79,8 @@ class Verifier:
     def verify_many(self, pairs: list[tuple[bytes, bytes]]) -> list[Verified]:
         """Verify many (signature, payload) pairs; OpenPGP ones in bulk on the fast path."""
         results: list[Verified | None] = [None] * len(pairs)
-        bulk = [i for i, (sig, _) in enumerate(pairs) if sig.lstrip().startswith(PGP_MARK)]
+        bulk = [i for i, (sig, _) in enumerate(pairs)
+                if sig.lstrip().startswith(PGP_MARK) and signature_packets(sig) == 1]
         if self.fast and len(bulk) > 1 and self._load_fast():
             answers = self._fast.verify_many([pairs[i] for i in bulk])
             for i, answer in zip(bulk, answers, strict=True):
@@ -109,6 +110,12 @@ class Verifier:
     # -- OpenPGP: Sequoia in-process when it can answer, else python-gnupg and the system gpg ----
 
     def _openpgp(self, signature: bytes, payload: bytes) -> Verified:
+        # Step 0: exactly one signature packet. With several, gpg reports a mix of their statuses
+        # (one signature's validity with another's key), and Sequoia reads only the first.
+        count = signature_packets(signature)
+        if count != 1:
+            what = "is not a well-formed OpenPGP signature" if count is None else f"holds {count} signatures"
+            return Verified(False, "openpgp", problem=f"the signature block {what}; exactly one signature is accepted")
         if self.fast and self._load_fast():
             answer = self._fast.verify(signature, payload)
             if answer is not None:
@@ -174,6 +181,63 @@ class Verifier:
         if proc.returncode == 0:
             return Verified(True, "ssh", key_id=key_id)
         return Verified(False, "ssh", key_id=key_id, problem="bad SSH signature (the signed content was changed)")
+
+
+def signature_packets(armored: bytes) -> int | None:
+    """How many signature packets an armored OpenPGP signature holds (over all its armour blocks);
+    None if it holds anything else (other packets, bad base64 or packet framing, stray text)."""
+    text = armored.decode("ascii", errors="replace").strip()
+    begin, end = "-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----"
+    total = 0
+    while text:
+        if not text.startswith(begin) or end not in text:
+            return None
+        block, text = text[: text.index(end)], text[text.index(end) + len(end) :].strip()
+        count = _count_packets(block.splitlines()[1:])
+        if count is None:
+            return None
+        total += count
+    return total
+
+
+def _count_packets(lines: list[str]) -> int | None:
+    while lines and ":" in lines[0]:  # armour headers
+        lines.pop(0)
+    body = [line.strip() for line in lines if line.strip() and not line.startswith("=")]
+    try:
+        data = base64.b64decode("".join(body), validate=True)
+    except ValueError:
+        return None
+    count, i = 0, 0
+    while i < len(data):
+        head = data[i]
+        if not head & 0x80:
+            return None
+        if head & 0x40:  # new format: tag in the low six bits, then a one-, two- or five-octet length
+            tag, i = head & 0x3F, i + 1
+            if i >= len(data):
+                return None
+            first = data[i]
+            if first < 192:
+                length, i = first, i + 1
+            elif first < 224 and i + 1 < len(data):
+                length, i = ((first - 192) << 8) + data[i + 1] + 192, i + 2
+            elif first == 255 and i + 4 < len(data):
+                length, i = int.from_bytes(data[i + 1 : i + 5], "big"), i + 5
+            else:
+                return None  # partial lengths never frame a signature packet
+        else:  # old format: tag in bits 5-2, length type in bits 1-0
+            tag, kind, i = (head >> 2) & 0x0F, head & 0x03, i + 1
+            if kind == 3:
+                return None
+            size = (1, 2, 4)[kind]
+            if i + size > len(data):
+                return None
+            length, i = int.from_bytes(data[i : i + size], "big"), i + size
+        if tag != 2 or i + length > len(data):
+            return None
+        count, i = count + 1, i + length
+    return count
 
 
 def _from_answer(answer: tuple[str, Any]) -> Verified:

@@ -18,12 +18,11 @@ from support.keys import Gpg, Key, People, key_toml
 from support.repos import Clone, PushResult, Server, Signer, signing_config
 
 from stepup_git.cache import FLUSH_EVERY, open_store
-from stepup_git.evaluate import STORE_MIN
 from stepup_git.signatures import Verified
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYRING, POLICY = "a" * 64, "b" * 64
-COMMITS = STORE_MIN + 8
+COMMITS = 40
 """A push this size goes through the cache (smaller ones are verified directly)."""
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
@@ -126,8 +125,6 @@ def test_corrupt_row_gives_no_hit(tmp_path: Path) -> None:
     assert open_store(tmp_path, KEYRING, POLICY).get_many([oid(1)]) == {}
 
 
-@pytest.mark.xfail(reason="product bug: open_store raises FileExistsError when the state folder is a file "
-                   "(SqliteStore catches sqlite3.Error only, not the OSError of path.parent.mkdir)", strict=True)
 def test_state_folder_that_is_a_file_disables_the_cache(tmp_path: Path) -> None:
     state = tmp_path / "stepup"
     state.write_text("not a folder\n")
@@ -192,10 +189,6 @@ db.execute("COMMIT")
 """
 
 
-@pytest.mark.xfail(reason="product bug (minor, speed only): while another process is still creating the "
-                   "cache file (a write lock on a database not yet in WAL mode), SqliteStore's "
-                   "'PRAGMA journal_mode=WAL' fails at once with 'database is locked' (no busy wait), so "
-                   "the cache is off for the whole push and its verifications are never stored", strict=True)
 def test_opening_while_another_process_creates_the_cache(tmp_path: Path) -> None:
     """A push that opens the cache while a concurrent first push is creating it still stores its results."""
     state = tmp_path / "stepup"

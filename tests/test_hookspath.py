@@ -34,7 +34,9 @@ NO_RULES = ["stepup-git: push accepted (1 update(s), 0 rule check(s) passed)",
             "stepup-git: note: refs/heads/main: no rule applies"]
 ONE_RULE = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 
-LAUNCHER_COMMAND = "import sys; from stepup_git.install import launcher_text; sys.stdout.write(launcher_text(sys.executable))"
+LAUNCHER_COMMAND = (
+    "import sys; from stepup_git.install import launcher_text; sys.stdout.write(launcher_text(sys.executable))"
+)
 """The command docs/servers.md gives for writing the launcher of a shared hooks folder."""
 
 TIERS = 'version = 1\n\n[tiers]\norder = ["contributor", "maintainer", "release"]\n\n'
@@ -175,15 +177,17 @@ def test_repository_without_a_policy_is_closed(tmp_path: Path) -> None:
 
 
 def test_install_writes_one_shared_launcher_and_a_seed_per_repository(people: People, tmp_path: Path) -> None:
-    """`stepup-git install` over repos with core.hooksPath writes the shared launcher once, seeds each repo."""
+    """With core.hooksPath in the Git user's ~/.gitconfig, `stepup-git install` over three repositories
+    writes the shared launcher once (not into hooks/) and gives each repository its own seed and policy."""
     hooks = tmp_path / "git-hooks"
     hooks.mkdir()
+    git_user = {"HOME": str(tmp_path / "git-user")}
+    (tmp_path / "git-user").mkdir()
+    run(["git", "config", "--file", str(tmp_path / "git-user" / ".gitconfig"), "core.hooksPath", str(hooks)])
     servers = [Server(tmp_path / name) for name in ("one", "two", "three")]
-    for server in servers:
-        server.git("config", "core.hooksPath", str(hooks))
     policy = servers[0].write_policy(strict_policy(people), alice_keys(people))
-    proc = run([sys.executable, "-m", "stepup_git", "install", *(str(s.path) for s in servers),
-                "--policy", str(policy)])
+    install = [sys.executable, "-m", "stepup_git", "install"]
+    proc = run([*install, *(str(s.path) for s in servers), "--policy", str(policy)], env=git_user)
     assert proc.stdout.splitlines() == [
         f"installed stepup-git in {s.path.resolve()} (policy {policy.resolve()}, mode enforce)" for s in servers
     ]
@@ -197,7 +201,7 @@ def test_install_writes_one_shared_launcher_and_a_seed_per_repository(people: Pe
     assert len(set(seeds)) == 3
 
     sandbox_policy = servers[2].write_policy(open_policy())
-    run([sys.executable, "-m", "stepup_git", "install", str(servers[2].path), "--policy", str(sandbox_policy)])
+    run([*install, str(servers[2].path), "--policy", str(sandbox_policy)], env=git_user)
     assert servers[2].git("config", "--local", "stepup.policy") == str(sandbox_policy.resolve())
     assert servers[0].git("config", "--local", "stepup.policy") == str(policy.resolve())
     assert (hooks / "pre-receive").read_text() == launcher_text(sys.executable)
