@@ -7,6 +7,7 @@ going wrong with the cache file disables the cache for the push; it never decide
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -39,10 +40,8 @@ class SqliteStore:
             return False
         if not self._ready:
             try:
-                try:
-                    self._db.execute("PRAGMA journal_mode=WAL")  # refused while another push writes: fine
-                except self._error:
-                    pass
+                with contextlib.suppress(self._error):  # refused while another push writes: fine
+                    self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("CREATE TABLE IF NOT EXISTS verified (oid TEXT NOT NULL, context TEXT NOT NULL, "
                                  "result TEXT NOT NULL, PRIMARY KEY (oid, context)) WITHOUT ROWID")
                 self._ready = True
@@ -55,6 +54,7 @@ class SqliteStore:
         found: dict[str, Verified] = {}
         if not self._prepare():
             return found
+        assert self._db is not None
         try:
             for start in range(0, len(oids), BATCH):
                 chunk = list(oids[start : start + BATCH])

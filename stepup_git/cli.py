@@ -108,9 +108,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .gitrepo import Update
-
-    from .gitrepo import Repo
+    from .gitrepo import Repo, Update
 
     zero = {"0" * 40, "0" * 64}
     repo = Repo(str(args.repo))

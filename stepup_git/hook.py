@@ -131,7 +131,8 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str]) ->
         for record in records:
             record["decision"] = "reject"
     log = policy.settings.audit_log or state_dir / "audit.jsonl"
-    audit.append(log, records, syslog=policy.settings.syslog)  # raises AuditError: no enforcement decision without its record
+    # No enforcement decision without its record: AuditError rejects the push.
+    audit.append(log, records, syslog=policy.settings.syslog)
 
     lines = render(verdicts, mode=mode)
     if chained_code != 0:

@@ -87,7 +87,9 @@ class Judge:
             return Verdict(update, "unknown", error=str(exc))
 
     def _evaluate(self, rule: Rule, update: Update, action: str, base: str | None, path: str | None) -> RuleResult:
-        why = f"{action} of {update.ref}" + (f" changes {path} ({', '.join(rule.paths.texts)})" if rule.paths and path else "")
+        why = f"{action} of {update.ref}"
+        if rule.paths and path:
+            why += f" changes {path} ({', '.join(rule.paths.texts)})"
         if rule.require == "deny":
             return self._deny(rule, update, action, why)
         if rule.require == "signed":

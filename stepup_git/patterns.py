@@ -49,7 +49,8 @@ class PathPatterns:
             if not text.strip():
                 raise ValueError("bad path pattern '': patterns must not be empty")
             if text.startswith("#"):
-                raise ValueError(f"bad path pattern {text!r}: a leading # makes it a comment; write \\# for a literal #")
+                raise ValueError(
+                    f"bad path pattern {text!r}: a leading # makes it a comment; write \\# for a literal #")
             if "\n" in text or "\r" in text:
                 raise ValueError(f"bad path pattern {text!r}: no line breaks")
         try:

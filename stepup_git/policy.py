@@ -217,7 +217,8 @@ class _Loader:
         for name in table:
             if name not in allowed:
                 line = self.lines.of(where, index, name)
-                self.error(line, f"unknown key {name!r} in {_label(where, index)}; allowed: {', '.join(sorted(allowed))}")
+                self.error(line, f"unknown key {name!r} in {_label(where, index)}; "
+                           f"allowed: {', '.join(sorted(allowed))}")
 
     def take(
         self,
@@ -315,7 +316,8 @@ def _build(ld: _Loader, path: Path, digest: str, data: dict[str, Any]) -> Policy
     ld.unknown_keys(data, {"version", "settings", "tiers", "keys", "rules"}, "")
     version = ld.take(data, "version", int, "", default=1)
     if version != 1:
-        ld.error(ld.lines.of("", 0, "version"), f"unsupported policy version {version}: this stepup-git reads version 1")
+        ld.error(ld.lines.of("", 0, "version"),
+                 f"unsupported policy version {version}: this stepup-git reads version 1")
 
     tiers_table = ld.take(data, "tiers", dict, "", default={})
     ld.unknown_keys(tiers_table, {"order"}, "tiers")
@@ -421,7 +423,8 @@ def _rules(
             names.setdefault(name, head)
         require = ld.take(entry, "require", str, "rules", i, required=True)
         if require is not None and require not in REQUIRES:
-            ld.error(ld.lines.of("rules", i, "require"), f"require must be one of {', '.join(REQUIRES)}, not {require!r}")
+            ld.error(ld.lines.of("rules", i, "require"),
+                     f"require must be one of {', '.join(REQUIRES)}, not {require!r}")
         tier = ld.take(entry, "tier", str, "rules", i)
         if tier is None and require in ("signed", "step-up", "signed-tag"):
             ld.error(head, f"rule {name!r} needs a 'tier' (require = {require!r})")
@@ -450,7 +453,8 @@ def _rules(
         proofs = ld.string_list(entry, "proofs", "rules", i) or list(PROOF_KINDS)
         for proof in proofs:
             if proof not in PROOF_KINDS:
-                ld.error(ld.lines.of("rules", i, "proofs"), f"unknown proof {proof!r}; proofs are {', '.join(PROOF_KINDS)}")
+                ld.error(ld.lines.of("rules", i, "proofs"),
+                         f"unknown proof {proof!r}; proofs are {', '.join(PROOF_KINDS)}")
         signers = ld.take(entry, "signers", int, "rules", i, default=1)
         if signers < 1:
             ld.error(ld.lines.of("rules", i, "signers"), f"signers must be 1 or more, not {signers}")

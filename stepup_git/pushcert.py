@@ -172,13 +172,16 @@ class PushCertificate:
                 except ValueError:
                     return None, "push certificate nonce status SLOP without a slop value"
                 if slop > window.total_seconds():
-                    return None, f"push certificate nonce is {age(timedelta(seconds=slop))} old, older than {age(window)}"
+                    return None, (f"push certificate nonce is {age(timedelta(seconds=slop))} old, "
+                                  f"older than {age(window)}")
             elif status != "OK":
                 return None, f"push certificate nonce status is {status} (not issued by this server for this push)"
             if (stamp := nonce_stamp(cert.nonce)) is not None:
                 issued = now.timestamp() - stamp
-                if issued > window.total_seconds() or issued < -self.session.policy.settings.clock_skew.total_seconds():
-                    return None, f"push certificate nonce was issued {age(timedelta(seconds=issued))} ago, outside {age(window)}"
+                skew = self.session.policy.settings.clock_skew.total_seconds()
+                if issued > window.total_seconds() or issued < -skew:
+                    return None, (f"push certificate nonce was issued {age(timedelta(seconds=issued))} ago, "
+                                  f"outside {age(window)}")
         # Step 4: the exact update.
         if update.line not in cert.updates:
             return None, f"push certificate {a.found} does not list this update ({update.line})"
@@ -222,9 +225,10 @@ def from_environment(env: Mapping[str, str], session: Session, now: datetime) ->
     if obj is None or obj.type_str != "blob":
         raise StepupError(f"the push certificate {blob[:10]} is not in the repository")
     replay = ReplayStore(session.state_dir / "push-certs.sqlite")
-    return PushCertificate(blob, bytes(obj.read_raw()), session, nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
-                           nonce_slop=env.get("GIT_PUSH_CERT_NONCE_SLOP"), expected_nonce=env.get("GIT_PUSH_CERT_NONCE"),
-                           replay=replay)
+    return PushCertificate(blob, bytes(obj.read_raw()), session,
+                           nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
+                           nonce_slop=env.get("GIT_PUSH_CERT_NONCE_SLOP"),
+                           expected_nonce=env.get("GIT_PUSH_CERT_NONCE"), replay=replay)
 
 
 def from_file(path: Path, session: Session) -> PushCertificate:

@@ -161,7 +161,8 @@ class Verifier:
             return Verified(False, "ssh", problem=f"malformed SSH signature: {exc}")
         key = self.policy.key(key_id)
         if key is None:
-            return Verified(False, "ssh", key_id=key_id, problem=f"signed by SSH key {key_id}, which the policy does not list")
+            return Verified(False, "ssh", key_id=key_id,
+                            problem=f"signed by SSH key {key_id}, which the policy does not list")
         keygen = shutil.which("ssh-keygen")
         if keygen is None:
             raise SignatureError("ssh-keygen is not installed on the server (install openssh-client)")
@@ -277,7 +278,8 @@ def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: dat
     if verified.kind == "openpgp":
         info = keyring.keys.get(key.id)
         if info is None:
-            return Assessment(False, key, verified.created, f"signed by {who}, but the key is not in the keyring folder")
+            return Assessment(False, key, verified.created,
+                              f"signed by {who}, but the key is not in the keyring folder")
         if problem := info.problem(now, verified.signing_key):
             return Assessment(False, key, verified.created, f"signed by {who}, but {problem}")
         if verified.expires is not None and verified.expires <= now:

@@ -153,31 +153,40 @@ def _write_rc(gl: Gitolite) -> None:
 
 
 def _start_sshd(gl: Gitolite, state: Path) -> subprocess.Popen[bytes]:
+    """sshd on a free loopback port (a new port when the last one was taken meanwhile)."""
     sshd = find_program("sshd") or "/usr/sbin/sshd"
     host_key = state / "host_ed25519"
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
-    gl.port = free_port()
-    conf = state / "sshd_config"
-    conf.write_text(_SSHD_CONFIG.format(port=gl.port, host=HOST, host_key=host_key, state=state, home=gl.home,
-                                        user=gl.user))
     gl.log = state / "sshd.log"
-    with open(gl.log, "ab") as out:
-        proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(conf)], stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env={"PATH": os.defpath}, start_new_session=True)
+    conf = state / "sshd_config"
+    for _ in range(3):
+        gl.port = free_port()
+        conf.write_text(_SSHD_CONFIG.format(port=gl.port, host=HOST, host_key=host_key, state=state,
+                                            home=gl.home, user=gl.user))
+        with open(gl.log, "ab") as out:
+            proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(conf)], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env={"PATH": os.defpath}, start_new_session=True)
+        if _banner(gl.port, proc):
+            return proc
+        _stop(proc)
+        if "in use" not in gl.log.read_text():
+            break
+    pytest.skip(f"sshd did not start for the gitolite test: {gl.log.read_text()[-2000:]}")
+
+
+def _banner(port: int, proc: subprocess.Popen[bytes]) -> bool:
     deadline = time.monotonic() + 10
-    while True:
+    while proc.poll() is None and time.monotonic() < deadline:
         try:
-            with socket.create_connection((HOST, gl.port), timeout=0.5) as sock:
+            with socket.create_connection((HOST, port), timeout=0.5) as sock:
                 if sock.recv(4).startswith(b"SSH-"):
-                    return proc
+                    return True
         except OSError:
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            pytest.skip(f"sshd did not start for the gitolite test: {gl.log.read_text()[-2000:]}")
         time.sleep(0.05)
+    return False
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
