@@ -32,6 +32,8 @@ class SignatureSource(Protocol):
 class CertificateProof(Protocol):
     """A push certificate as a proof source (SPEC §5.2)."""
 
+    blob_id: str
+
     def prove(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
         """(the signer's assessment when the certificate proves this update, else None; a description)."""
         ...
@@ -149,7 +151,7 @@ class Judge:
     def _step_up(self, rule: Rule, update: Update, action: str, why: str) -> RuleResult:
         assert rule.tier is not None
         window, now = rule.fresh_within, self.ctx.now
-        offered: list[tuple[str, Assessment]] = []
+        offered: list[tuple[str, Assessment, str | None]] = []
         found: list[str] = []
         if "push-certificate" in rule.proofs:
             if self.ctx.push_cert is None:
@@ -158,14 +160,14 @@ class Judge:
                 a, text = self.ctx.push_cert.prove(update, window, now)
                 found.append(text)
                 if a is not None:
-                    offered.append(("push-certificate", a))
+                    offered.append(("push-certificate", a, self.ctx.push_cert.blob_id))
         if "tip-signature" in rule.proofs and action != "delete":
             a_tip, text = self._tip_proof(update, window, now)
             found.append(text)
             if a_tip is not None:
-                offered.append(("tip-signature", a_tip))
+                offered.append(("tip-signature", a_tip, update.new))
         counted: dict[str, Proof] = {}
-        for kind, a in offered:
+        for kind, a, obj in offered:
             key = a.key
             assert key is not None
             if not self.policy.satisfies(key, rule.tier):
@@ -177,7 +179,7 @@ class Judge:
             elif key.id in counted:
                 found.append(f"{key.owner}'s key {key.short} already counted once")
             else:
-                counted[key.id] = _proof(kind, a, None)
+                counted[key.id] = _proof(kind, a, obj)
         proofs = tuple(counted.values())
         if len(counted) >= rule.signers:
             names = ", ".join(f"{p.owner} ({p.kind})" for p in proofs)

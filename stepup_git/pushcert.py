@@ -164,7 +164,9 @@ class PushCertificate:
         # Step 3: the nonce Git issued for this push, and how old it is.
         if self.replay is not None:
             status = self.nonce_status or "MISSING"
-            if self.expected_nonce and cert.nonce != self.expected_nonce:
+            # With OK, Git reports the certificate's own nonce; with SLOP it reports the one it has just
+            # issued (having checked the certificate's HMAC: otherwise the status is BAD).
+            if status == "OK" and self.expected_nonce and cert.nonce != self.expected_nonce:
                 return None, "push certificate nonce does not match the nonce Git reports for this push"
             if status == "SLOP":
                 try:
