@@ -21,9 +21,9 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["hook"]:
-        from .hook import main as hook_main
+        from .hook import entry
 
-        return hook_main()
+        return entry(argv[1:])
     verbose = "--verbose" in argv
     parser = build_parser()
     try:
@@ -126,7 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     a, sep, b = args.range_.partition("..")
     if not sep or not b:
         raise UsageError(f"--range must be A..B, not {args.range_!r}")
-    old = _resolve(repo, a) if a else None
+    old = _resolve(repo, a) if a and a not in ("0" * 40, "0" * 64) else None
     new = _resolve(repo, b)
     ref = _full_ref(args.ref) if args.ref else _head_ref(repo)
     return _judge_one(args, Update(old, new, ref), repo=repo)
@@ -163,6 +163,8 @@ def _judge_one(args: argparse.Namespace, update: object, *, certificate_file: Pa
     from .gitrepo import Repo
 
     repo = repo or Repo(str(args.repo))
+    if update.old is None:  # type: ignore[attr-defined]
+        repo.pretend_absent(update.ref)  # type: ignore[attr-defined]
     git_dir = Path(repo.path)  # type: ignore[attr-defined]
     policy_file = args.policy
     if policy_file is None:

@@ -83,6 +83,7 @@ class Repo:
         import pygit2
 
         self.remote = remote
+        self.absent: set[str] = set()  # refs a dry run treats as not existing yet (see pretend_absent)
         self._pygit2 = pygit2
         try:
             if from_env:
@@ -148,6 +149,14 @@ class Repo:
 
     # -- refs -----------------------------------------------------------------------------
 
+    def pretend_absent(self, ref: str) -> None:
+        """Judge a create of ``ref`` outside a push (``check``, ``verify``): in a clone the branch, and
+        its remote-tracking twin, usually exist already, but on the server they do not yet."""
+        self.absent.add(ref)
+        if ref.startswith("refs/heads/"):
+            for remote in {"origin", self.remote or "origin"}:
+                self.absent.add(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")
+
     def default_branch(self) -> str | None:
         """The commit that HEAD's branch points to, when both exist."""
         try:
@@ -156,7 +165,9 @@ class Repo:
                 return None
             target = head.target
             if not isinstance(target, str):
-                return self.peel_commit(str(target))
+                return None if self.absent else self.peel_commit(str(target))  # detached: unknown
+            if target in self.absent:
+                return None
             ref = self.git.references.get(target)
             return self.peel_commit(str(ref.target)) if ref is not None else None
         except self._pygit2.GitError:
@@ -167,7 +178,7 @@ class Repo:
         tips = []
         prefix = f"refs/remotes/{self.remote}/" if self.remote else ""
         for name in self.git.references:
-            if not name.startswith(prefix):
+            if not name.startswith(prefix) or name in self.absent:
                 continue
             ref = self.git.references.get(name)
             if ref is None or ref.type == self._pygit2.enums.ReferenceType.SYMBOLIC:

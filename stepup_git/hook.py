@@ -19,6 +19,7 @@ from typing import TextIO
 from .errors import StepupError
 
 PREFIX = "stepup-git"
+CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
 DEFAULT_TIMEOUT = 120
 
 
@@ -39,7 +40,8 @@ def pusher_from(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
+def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None,
+         launcher: Path | None = None) -> int:
     env = dict(os.environ if env is None else env)
     out = out or sys.stderr
     raw = sys.stdin.buffer.read() if stdin is None else stdin
@@ -47,7 +49,7 @@ def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: 
     signal.alarm(DEFAULT_TIMEOUT)
     state = {"mode": "enforce"}  # becomes the policy's mode once the policy has loaded
     try:
-        return _run(raw, env, out, state)
+        return _run(raw, env, out, state, launcher)
     except _Deadline:
         return _fail(out, state["mode"], "the policy check did not finish in time")
     except StepupError as exc:
@@ -71,7 +73,7 @@ def _fail(out: TextIO, mode: str, reason: str) -> int:
     return 1
 
 
-def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str]) -> int:
+def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], launcher: Path | None) -> int:
     from . import policy as policy_mod
     from .errors import GitError, PolicyError
     from .gitrepo import Repo, parse_updates
@@ -100,7 +102,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str]) ->
     pusher = pusher_from(env, policy.settings.pusher_env)
     state_dir = git_dir / "stepup"
 
-    chained = _config(config, "stepup.chain")
+    chained = _config(config, "stepup.chain") or _beside(launcher)
     chained_code = _run_chained(chained, raw, env) if chained else 0
 
     from .evaluate import Session, audit_record
@@ -151,6 +153,15 @@ def _config(config: object, name: str) -> str | None:
     return str(value) if value else None
 
 
+def _beside(launcher: Path | None) -> str | None:
+    """A hook that install --chain moved aside next to the launcher (a hooks folder shared by many
+    repositories, whose own config may not name it)."""
+    if launcher is None:
+        return None
+    candidate = launcher.parent / CHAINED
+    return str(candidate) if candidate.is_file() else None
+
+
 def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
     """Run the pre-receive hook that stepup-git was installed in front of, with the same input."""
     import subprocess
@@ -163,12 +174,14 @@ def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
 
 
 def entry(argv: list[str]) -> int:
-    """Dispatch on the name the launcher was installed as: ``pre-push`` on clients, else pre-receive."""
-    if argv[:1] == ["pre-push"]:
+    """Dispatch on the path the launcher was installed as (its ``$0``): ``pre-push`` on clients, else
+    pre-receive, with a chained hook looked for beside the launcher."""
+    launcher = Path(argv[0]) if argv else None
+    if launcher is not None and launcher.name == "pre-push":
         from .prepush import main as prepush
 
         return prepush(argv[1:])
-    return main()
+    return main(launcher=launcher)
 
 
 if __name__ == "__main__":

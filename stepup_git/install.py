@@ -17,10 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import layouts
 from .errors import StepupError, UsageError
+from .hook import CHAINED
 
 MARKER = "stepup-git hook launcher"
-CHAINED = "pre-receive.stepup-chained"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
 
 
@@ -30,6 +31,8 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", type=Path, help="the policy file (default: keep the configured one)")
     p.add_argument("--mode", choices=["audit", "enforce"], help="override the policy's settings.mode")
     p.add_argument("--chain", action="store_true", help="keep an existing pre-receive hook and run it too")
+    p.add_argument("--layout", choices=layouts.LAYOUTS, default="plain",
+                   help="where the server runs hooks from (see docs/servers.md)")
     p.add_argument("--client", action="store_true",
                    help="install a pre-push hook into working clones that predicts the server's verdict")
     p.add_argument("--strict", action="store_true", help="with --client: stop pushes predicted to be rejected")
@@ -40,12 +43,17 @@ def cmd_install(args: argparse.Namespace) -> int:
     failed = 0
     if args.strict and not args.client:
         raise UsageError("--strict goes with --client")
+    if args.client and args.layout != "plain":
+        raise UsageError("--client installs into working clones; --layout is for servers")
+    if args.chain and layouts.uses_dot_d(args.layout):
+        raise UsageError(f"--chain is not needed with --layout {args.layout}: the server runs every hook "
+                         "in pre-receive.d")
     for repo in args.repos:
         try:
             if args.client:
                 print(install_client(repo, policy=args.policy, strict=args.strict))
                 continue
-            print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain))
+            print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain, layout=args.layout))
         except StepupError as exc:
             failed += 1
             for line in getattr(exc, "problems", None) or [str(exc)]:
@@ -58,7 +66,8 @@ def launcher_text(python: str) -> str:
     return template.replace("'@PYTHON@'", _shell_quote(python))
 
 
-def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False) -> str:
+def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False,
+            layout: str = "plain") -> str:
     import pygit2
 
     from .policy import load
@@ -85,9 +94,10 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
         raise UsageError("no --policy given and none is configured (stepup.policy)")
     loaded = load(policy_file)
 
-    hooks_dir = _hooks_dir(repo, git_dir)
+    hook = layouts.hook_file_for(layout, git_dir, hooks_path=_get(config, "core.hooksPath"),
+                                 workdir=Path(repo.workdir) if repo.workdir else None)
+    hooks_dir = hook.parent
     hooks_dir.mkdir(parents=True, exist_ok=True)
-    hook = hooks_dir / "pre-receive"
     chained = hooks_dir / CHAINED
     if hook.exists() and MARKER not in _read(hook):
         if not chain:
@@ -111,9 +121,15 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
     if current is None or not current.isdigit() or int(current) > slop or int(current) == 0:
         config["receive.certNonceSlop"] = str(slop)
     config["receive.advertisePushOptions"] = "true"
+    if layout == "gitolite":
+        layouts.gitolite_link_hooks()
     effective = mode or _get(config, "stepup.mode") or loaded.settings.mode
     note = f", chained: {chained.name}" if chained.exists() else ""
-    return f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"
+    lines = [f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"]
+    if layout != "plain":
+        lines.append(f"  hook: {hook}")
+    lines += [f"  next: {step}" for step in layouts.next_steps(layout, hook)]
+    return "\n".join(lines)
 
 
 def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False) -> str:
@@ -131,7 +147,8 @@ def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False
         raise UsageError("--client needs --policy FILE (the policy the server uses)")
     policy_file = policy.resolve()
     load(policy_file)
-    hooks_dir = _hooks_dir(repo, git_dir)
+    hooks_dir = layouts.hooks_dir_for("plain", git_dir, hooks_path=_get(repo.config, "core.hooksPath"),
+                                      workdir=Path(repo.workdir) if repo.workdir else None)
     hooks_dir.mkdir(parents=True, exist_ok=True)
     hook = hooks_dir / "pre-push"
     if hook.exists() and MARKER not in _read(hook):
@@ -148,17 +165,6 @@ def _write_launcher(hook: Path) -> None:
     tmp.write_text(launcher_text(sys.executable))
     tmp.chmod(0o755)
     os.replace(tmp, hook)
-
-
-def _hooks_dir(repo: Any, git_dir: Path) -> Path:
-    configured = _get(repo.config, "core.hooksPath")
-    if not configured:
-        return git_dir / "hooks"
-    path = Path(os.path.expanduser(configured))
-    if path.is_absolute():
-        return path
-    base = Path(repo.workdir) if repo.workdir else git_dir
-    return base / path
 
 
 def _get(config: Any, name: str) -> str | None:

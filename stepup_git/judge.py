@@ -327,6 +327,13 @@ def _step_up_fix(rule: Rule, update: Update, action: str) -> str:
         cmd = f"git push --signed{' --force' if action == 'force-push' else ''} origin {target}"
         return f"sign the push with {key}: git config user.signingkey <key id>, then {cmd}"
     force = " --force" if action == "force-push" else ""
+    if "push-certificate" not in rule.proofs:
+        fix = (f"re-sign the tip with {key} (git config user.signingkey <key id>): "
+               f"git commit --amend --no-edit -S, then {'git push --force' if force else 'push'} within "
+               f"{age(rule.fresh_within)}")
+        if rule.signers > 1:
+            fix += f"; {rule.signers} different keys must each prove"
+        return fix
     fix = (f"sign the push with {key}: git config user.signingkey <key id>, then git push --signed{force}; "
            f"or re-sign the tip now: git commit --amend --no-edit -S, then {'git push --force' if force else 'push'}")
     if rule.signers > 1:

@@ -6,4 +6,4 @@ STEPUP_PYTHON='@PYTHON@'
 case "$STEPUP_PYTHON" in
   @*) STEPUP_PYTHON="$(dirname "$0")/../.venv/bin/python" ;;  # run from a source checkout
 esac
-exec "$STEPUP_PYTHON" -m stepup_git.hook "$(basename "$0")" "$@"
+exec "$STEPUP_PYTHON" -m stepup_git.hook "$0" "$@"

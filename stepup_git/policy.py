@@ -464,6 +464,9 @@ def _rules(
         rule = Rule(name=name, refs=tuple(refs), on=frozenset(on), paths=paths, require=require, tier=tier,
                     fresh_within=fresh, proofs=tuple(dict.fromkeys(proofs)), signers=signers,
                     bind_pusher=bind, line=head, fresh_explicit="fresh_within" in entry)
+        if require == "step-up" and signers > len(rule.proofs):
+            ld.warn(head, f"rule {name!r} needs {signers} signers but accepts {len(rule.proofs)} kind(s) of proof "
+                    "(a push certificate and a tip signature give one signer each): it can never pass")
         if tier is not None and require == "step-up":
             eligible = [k for k in keys if tiers.index(k.tier) >= tiers.index(tier)]
             if len(eligible) < signers:
