@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "--classic-max",
         type=int,
         default=None,
-        help="above this N the classic hook runs once (it takes ~1 min at 10,000)",
+        help="above this N the classic hook runs once (1-2 min per run at 10,000)",
     )
     p.add_argument(
         "--repush-size", type=int, default=None, help="N of the re-push measurement (default: the largest size)"

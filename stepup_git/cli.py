@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug or an unforeseen condition: one line, the traceback with --verbose
+        if verbose:
+            raise
+        print(f"stepup-git: internal error ({type(exc).__name__}: {exc}); rerun with --verbose for details",
+              file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,12 +7,15 @@ are still in Git's quarantine directory, which only an environment-aware open ca
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import GitError
 
+CACHE_BYTES = 2 * 1024 * 1024
+WINDOW_BYTES = 1024 * 1024
+MAPPED_BYTES = 8 * 1024 * 1024
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SIG_MARKERS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----",
                 b"-----BEGIN SIGNED MESSAGE-----")
@@ -85,6 +88,13 @@ class Repo:
         self.remote = remote
         self.absent: set[str] = set()  # refs a dry run treats as not existing yet (see pretend_absent)
         self._pygit2 = pygit2
+        # Bound libgit2's object cache (256 MiB by default): a push reads each commit once, so keeping
+        # them only grows the hook's memory with the size of the push.
+        pygit2.settings.cache_max_size(CACHE_BYTES)
+        # Likewise the pack windows libgit2 maps (8 GiB by default): mapped pages count as the hook's
+        # memory, and a big push reads through a big pack.
+        pygit2.settings.mwindow_size = WINDOW_BYTES
+        pygit2.settings.mwindow_mapped_limit = MAPPED_BYTES
         try:
             if from_env:
                 self.git = pygit2.Repository(path, flags=pygit2.enums.RepositoryOpenFlag.FROM_ENV)
@@ -227,20 +237,41 @@ class Repo:
         return str(merge_base) if merge_base is not None else None
 
     def added_commits(self, update: Update, base: str | None) -> Iterator[str]:
-        """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref)."""
+        """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref).
+
+        Streamed from ``git rev-list``, so the push's size never grows this process's memory (libgit2's
+        walk keeps about half a kilobyte a commit). It inherits the quarantine environment, so it sees
+        the pushed objects as the hook does."""
         new = self.peel_commit(update.new)
         if new is None:
             return
-        pygit2 = self._pygit2
-        walker = self.git.walk(new, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
         hide = [self.peel_commit(base)] if base is not None else self.ref_commits()
-        for oid in hide:
-            if oid is not None:
-                walker.hide(oid)
-        for commit in walker:
-            yield str(commit.id)
+        request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in hide if oid is not None)]).encode()
+        import subprocess
 
-    def changed_paths(self, update: Update, base: str | None, added: list[str]) -> Iterator[str]:
+        try:
+            proc = subprocess.Popen(["git", "--git-dir", self.path, "rev-list", "--reverse", "--stdin"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise GitError(f"cannot run git rev-list: {exc.strerror}") from None
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(request)  # rev-list reads all of its input before it starts walking
+            proc.stdin.close()
+            for line in proc.stdout:
+                yield line.decode("ascii").strip()
+            if proc.wait() != 0:
+                detail = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                raise GitError(f"git rev-list failed for {update.ref}: {detail[:200]}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+    def changed_paths(self, update: Update, base: str | None, added: Iterable[str]) -> Iterator[str]:
         """Paths whose blob, mode or type differ between base and new, then those each added commit
         changes against its first parent. Renames appear at both paths (no rename detection)."""
         new_tree = self._peel_tree(update.new)

@@ -91,7 +91,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
     if not policy_path:
         raise PolicyError([f"no policy configured for {git_dir} (run: stepup-git install {git_dir} --policy FILE)"])
     policy_file = Path(policy_path) if os.path.isabs(policy_path) else git_dir / policy_path
-    policy = policy_mod.load(policy_file)  # an error here rejects whatever the mode
+    policy = policy_mod.load(policy_file, cache_dir=git_dir / "stepup")  # an error rejects whatever the mode
     mode = _config(config, "stepup.mode") or policy.settings.mode
     if mode not in policy_mod.MODES:
         raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])

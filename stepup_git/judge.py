@@ -7,6 +7,7 @@ what was required, what was found and the fix (7); rendering is :mod:`stepup_git
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -54,14 +55,11 @@ class Judge:
         self.keyring = keyring
         self.signatures = signatures
         self.ctx = context
-        self._added: dict[tuple[Update, str | None], list[str]] = {}
 
-    def added(self, update: Update, base: str | None) -> list[str]:
-        """The update's added commits, walked once however many rules need them."""
-        key = (update, base)
-        if key not in self._added:
-            self._added[key] = list(self.repo.added_commits(update, base))
-        return self._added[key]
+    def added(self, update: Update, base: str | None) -> Iterator[str]:
+        """The update's added commits, streamed (walked again by each rule that needs them, so that
+        memory does not grow with the push)."""
+        return self.repo.added_commits(update, base)
 
     def judge(self, updates: Sequence[Update]) -> list[Verdict]:
         return [self._judge_update(u) for u in updates]
@@ -118,8 +116,7 @@ class Judge:
         signers: dict[str, Proof] = {}
         tip = self.repo.peel_commit(update.new)
         added = self.added(update, base)
-        for start in range(0, len(added), CHUNK):
-            chunk = added[start : start + CHUNK]
+        while chunk := list(itertools.islice(added, CHUNK)):
             for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_object),
                                      strict=True):
                 checked += 1

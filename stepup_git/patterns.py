@@ -33,18 +33,29 @@ class RefPattern:
         return self.regex.fullmatch(ref) is not None
 
 
+DIR_MARK = "ps_d"  # the group pathspec's gitignore regexes use to mark a directory match
+
+
 @dataclass(frozen=True)
 class PathPatterns:
-    """gitignore-style patterns; exact-case, byte-exact after UTF-8 decoding."""
+    """gitignore-style patterns; exact-case, byte-exact after UTF-8 decoding.
+
+    pathspec turns each pattern into a regular expression once; those are kept (``compiled``), and a
+    loader may cache them per policy (see ``policy.load``), so a push need not import pathspec again.
+    Matching follows pathspec's ``GitIgnoreSpec``: the last matching pattern decides, except that a
+    match of a directory pattern (its ``ps_d`` group) does not override a match of the file itself.
+    """
 
     texts: tuple[str, ...]
-    spec: Any = field(compare=False)
+    compiled: tuple[tuple[re.Pattern[str], bool], ...] = field(compare=False)
 
     @classmethod
-    def compile(cls, texts: Iterable[str]) -> PathPatterns:
+    def compile(cls, texts: Iterable[str], cached: list[list[Any]] | None = None) -> PathPatterns:
+        texts = tuple(texts)
+        if cached is not None:
+            return cls(texts, tuple((re.compile(regex), bool(include)) for regex, include in cached))
         import pathspec
 
-        texts = tuple(texts)
         for text in texts:
             if not text.strip():
                 raise ValueError("bad path pattern '': patterns must not be empty")
@@ -57,10 +68,27 @@ class PathPatterns:
             spec = pathspec.GitIgnoreSpec.from_lines(texts)
         except ValueError as exc:
             raise ValueError(f"bad path pattern: {exc}") from None
-        return cls(texts, spec)
+        compiled = tuple((p.regex, bool(p.include)) for p in spec.patterns
+                         if p.include is not None and p.regex is not None)
+        return cls(texts, compiled)
+
+    def to_cache(self) -> list[list[Any]]:
+        return [[regex.pattern, include] for regex, include in self.compiled]
+
+    def matches(self, path: str) -> bool:
+        included, priority = False, 0
+        for regex, include in self.compiled:
+            m = regex.match(path)
+            if m is None:
+                continue
+            dir_mark = m.groupdict().get(DIR_MARK)
+            this = 1 if dir_mark else 2
+            if (include and dir_mark) or this >= priority:
+                included, priority = include, this
+        return included
 
     def first_match(self, paths: Iterable[str]) -> str | None:
         for path in paths:
-            if self.spec.match_file(path):
+            if self.matches(path):
                 return path
         return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -201,11 +203,13 @@ class _Lines:
 
 
 class _Loader:
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: Path, text: str, patterns: dict[str, list[list[Any]]] | None = None) -> None:
         self.path = path
+        self.patterns = patterns  # compiled path patterns from an earlier load of the same policy
         self.lines = _Lines(text)
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.patterns_changed = False
 
     def error(self, line: int, message: str) -> None:
         self.problems.append(f"{self.path}:{line}: {message}")
@@ -273,15 +277,19 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def load(path: str | Path) -> Policy:
-    """Read and validate a policy file; raise :class:`PolicyError` listing every problem."""
-    policy, problems, _ = load_with_warnings(path)
+def load(path: str | Path, *, cache_dir: Path | None = None) -> Policy:
+    """Read and validate a policy file; raise :class:`PolicyError` listing every problem.
+
+    With ``cache_dir``, the regular expressions compiled from path patterns are kept there per policy
+    content, so later loads of the same policy skip pathspec (the hook's start-up path)."""
+    policy, problems, _ = load_with_warnings(path, cache_dir=cache_dir)
     if policy is None:
         raise PolicyError(problems)
     return policy
 
 
-def load_with_warnings(path: str | Path) -> tuple[Policy | None, list[str], list[str]]:
+def load_with_warnings(path: str | Path, *, cache_dir: Path | None = None
+                       ) -> tuple[Policy | None, list[str], list[str]]:
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -300,11 +308,34 @@ def load_with_warnings(path: str | Path) -> tuple[Policy | None, list[str], list
         line = int(m.group(1)) if m else max(1, len(text.splitlines()))
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         return None, [f"{path}:{line}: TOML syntax error: {message}"], []
-    loader = _Loader(path, text)
-    policy = _build(loader, path, hashlib.sha256(raw).hexdigest(), data)
+    digest = hashlib.sha256(raw).hexdigest()
+    cache = cache_dir / f"policy-{digest[:24]}.patterns.json" if cache_dir is not None else None
+    loader = _Loader(path, text, _read_cache(cache) if cache is not None else None)
+    policy = _build(loader, path, digest, data)
     if loader.problems:
         return None, sorted(loader.problems, key=_line_of), loader.warnings
+    if cache is not None and loader.patterns_changed and loader.patterns is not None:
+        _write_cache(cache, loader.patterns)
     return policy, [], loader.warnings
+
+
+def _read_cache(path: Path) -> dict[str, list[list[Any]]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, patterns: dict[str, list[list[Any]]]) -> None:
+    """Best effort: a cache that cannot be written only costs the next push pathspec's import."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(patterns))
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _line_of(problem: str) -> int:
@@ -444,7 +475,12 @@ def _rules(
         paths = None
         if (path_texts := ld.string_list(entry, "paths", "rules", i)) is not None:
             try:
-                paths = PathPatterns.compile(path_texts)
+                key = json.dumps(path_texts)
+                cached = ld.patterns.get(key) if ld.patterns is not None else None
+                paths = PathPatterns.compile(path_texts, cached)
+                if ld.patterns is not None and cached is None:
+                    ld.patterns[key] = paths.to_cache()
+                    ld.patterns_changed = True
             except ValueError as exc:
                 ld.error(ld.lines.of("rules", i, "paths"), str(exc))
         fresh = ld.take(entry, "fresh_within", str, "rules", i, default=settings.fresh_within, convert=parse_duration)
