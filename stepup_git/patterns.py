@@ -42,8 +42,8 @@ class PathPatterns:
 
     pathspec turns each pattern into a regular expression once; those are kept (``compiled``), and a
     loader may cache them per policy (see ``policy.load``), so a push need not import pathspec again.
-    Matching follows pathspec's ``GitIgnoreSpec``: the last matching pattern decides, except that a
-    match of a directory pattern (its ``ps_d`` group) does not override a match of the file itself.
+    Matching follows pathspec's ``GitIgnoreSpec``: the last pattern that matches the path itself
+    decides; when only directory patterns match (their ``ps_d`` group), the last of those decides.
     """
 
     texts: tuple[str, ...]
@@ -77,14 +77,15 @@ class PathPatterns:
 
     def matches(self, path: str) -> bool:
         included, priority = False, 0
-        for regex, include in self.compiled:
+        for regex, include in reversed(self.compiled):
             m = regex.match(path)
             if m is None:
                 continue
-            dir_mark = m.groupdict().get(DIR_MARK)
-            this = 1 if dir_mark else 2
-            if (include and dir_mark) or this >= priority:
+            this = 1 if m.groupdict().get(DIR_MARK) else 2
+            if this > priority:
                 included, priority = include, this
+            if this == 2:
+                break
         return included
 
     def first_match(self, paths: Iterable[str]) -> str | None:

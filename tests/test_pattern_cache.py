@@ -1,0 +1,102 @@
+"""Path patterns matched from their cached regular expressions agree with pathspec itself."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import pathspec
+import pytest
+
+from stepup_git.patterns import PathPatterns
+from stepup_git.policy import load
+
+PATTERN_SETS = [
+    ["db/migrations/**", "infra/**"],
+    ["infra/", "!infra/README.md"],
+    ["*.sql", "!db/seed/*.sql"],
+    ["/top-only.txt", "docs/**/*.md"],
+    ["build", "!build/keep"],
+    ["infra/**", "!infra/docs/", "infra/docs/critical.tf"],
+    ["**/secrets/**", "a?c/*", "[bc]at/x"],
+    ["dir/", "!dir/sub/", "dir/sub/file"],
+]
+PATHS = [
+    "db/migrations/0001.sql", "db/migrations/a/b.sql", "db/migrations", "db/seed/x.sql", "x.sql",
+    "infra/main.tf", "infra/README.md", "infra/docs/a.md", "infra/docs/critical.tf", "src/infra/x",
+    "top-only.txt", "sub/top-only.txt", "docs/a/b/c.md", "docs/x.md", "build", "build/keep", "build/other",
+    "a/secrets/k", "secrets/k", "abc/d", "axc/d", "bat/x", "cat/x", "dir/file", "dir/sub/file",
+    "dir/sub/other", "DB/migrations/0001.sql", "caf\u00e9/x", "cafe\u0301/x",
+]
+
+
+@pytest.mark.parametrize("texts", PATTERN_SETS, ids=lambda t: ",".join(t))
+def test_compiled_and_cached_patterns_agree_with_pathspec(texts: list[str]) -> None:
+    spec = pathspec.GitIgnoreSpec.from_lines(texts)
+    fresh = PathPatterns.compile(texts)
+    cached = PathPatterns.compile(texts, fresh.to_cache())
+    for path in PATHS:
+        expected = spec.match_file(path)
+        assert fresh.matches(path) == expected, (texts, path)
+        assert cached.matches(path) == expected, (texts, path)
+
+
+def test_every_ordering_of_include_and_exclude_agrees() -> None:
+    for texts in itertools.permutations(["infra/", "!infra/docs/", "infra/docs/keep.tf", "!*.md"]):
+        spec = pathspec.GitIgnoreSpec.from_lines(texts)
+        patterns = PathPatterns.compile(texts, PathPatterns.compile(texts).to_cache())
+        for path in ["infra/a.tf", "infra/docs/keep.tf", "infra/docs/x.tf", "infra/x.md", "infra/docs/y.md"]:
+            assert patterns.matches(path) == spec.match_file(path), (texts, path)
+
+
+def test_a_cached_policy_loads_without_pathspec(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/migrations/**"]\nrequire = "deny"\n')
+    cache = tmp_path / "state"
+    load(policy, cache_dir=cache)
+    assert len(list(cache.glob("policy-*.patterns.json"))) == 1
+    probe = ("import sys; from pathlib import Path; from stepup_git.policy import load; "
+             f"p = load(Path({str(policy)!r}), cache_dir=Path({str(cache)!r})); "
+             "assert p.rules[0].paths.matches('db/migrations/1.sql'); "
+             "print('pathspec' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_changed_policy_is_compiled_again(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
+    cache = tmp_path / "state"
+    assert load(policy, cache_dir=cache).rules[0].paths.matches("db/x")  # type: ignore[union-attr]
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["infra/**"]\nrequire = "deny"\n')
+    paths = load(policy, cache_dir=cache).rules[0].paths
+    assert paths is not None and paths.matches("infra/x") and not paths.matches("db/x")
+
+
+def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
+    cache = tmp_path / "state"
+    load(policy, cache_dir=cache)
+    for f in cache.glob("policy-*.patterns.json"):
+        f.write_text("{not json")
+    paths = load(policy, cache_dir=cache).rules[0].paths
+    assert paths is not None and paths.matches("db/x")
+
+
+def test_random_pattern_sets_agree_with_pathspec() -> None:
+    import random
+
+    pool = ["db/", "!db/seed/", "*.sql", "!*.md", "infra/**", "!infra/docs/**", "docs/", "/root.txt", "**/k8s/",
+            "a/**/b", "!a/x/b", "*.tf", "!keep.tf", "build", "dir/sub/", "!dir/sub/f"]
+    paths = PATHS + ["db/seed/a.sql", "db/a.md", "a/b", "a/x/b", "a/y/z/b", "k8s/x.yml", "x/k8s/y",
+                     "infra/docs/keep.tf", "keep.tf", "root.txt", "z/root.txt"]
+    rng = random.Random(20261124)
+    for _ in range(300):
+        texts = rng.sample(pool, rng.randint(1, 6))
+        spec = pathspec.GitIgnoreSpec.from_lines(texts)
+        patterns = PathPatterns.compile(texts, PathPatterns.compile(texts).to_cache())
+        for path in paths:
+            assert patterns.matches(path) == spec.match_file(path), (texts, path)
