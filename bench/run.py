@@ -188,6 +188,14 @@ def int_list(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def server_install(venv: Path) -> Path:
+    """Install stepup-git as an administrator would (install.sh: a regular, not editable, install), so
+    that start-up is measured as it runs on a server."""
+    env = {**os.environ, "STEPUP_VENV": str(venv)}
+    subprocess.run([str(BENCH.parent / "install.sh")], env=env, check=True, stdout=subprocess.DEVNULL)
+    return venv / "bin" / "stepup-git"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--work", type=Path, default=BENCH / "work", help="cache and scratch dir")
     p.add_argument(
-        "--stepup-git", type=Path, default=None, help="the stepup-git command (default: the one beside this Python)"
+        "--stepup-git", type=Path, default=None,
+        help="the stepup-git command (default: a fresh server install by install.sh into WORK/venv)",
     )
     args = p.parse_args(argv)
     if args.quick:
@@ -224,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{tool} not found")
 
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.stepup_git is None:
+        args.stepup_git = server_install(args.work.resolve() / "venv")
     scratch = build.scratch_dir()
     bench: Bench | None = None
     try:

@@ -8,8 +8,12 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import StepupError, UsageError
+
+if TYPE_CHECKING:
+    from .gitrepo import Repo
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,19 +148,18 @@ def _full_ref(ref: str) -> str:
     return ref
 
 
-def _resolve(repo: object, rev: str) -> str:
+def _resolve(repo: Repo, rev: str) -> str:
     from .errors import GitError
 
-    try:
-        return str(repo.git.revparse_single(rev).id)  # type: ignore[attr-defined]
-    except (KeyError, ValueError):
-        raise GitError(f"unknown revision {rev!r}") from None
+    oid = repo.resolve(rev)
+    if oid is None:
+        raise GitError(f"unknown revision {rev!r}")
+    return oid
 
 
-def _head_ref(repo: object) -> str:
-    head = repo.git.references.get("HEAD")  # type: ignore[attr-defined]
-    target = head.target if head is not None else None
-    if not isinstance(target, str):
+def _head_ref(repo: Repo) -> str:
+    target = repo.head_ref()
+    if target is None:
         raise UsageError("HEAD does not name a branch; give --ref")
     return target
 
@@ -174,10 +177,9 @@ def _judge_one(args: argparse.Namespace, update: object, *, certificate_file: Pa
     git_dir = Path(repo.path)  # type: ignore[attr-defined]
     policy_file = args.policy
     if policy_file is None:
-        try:
-            configured = repo.git.config["stepup.policy"]  # type: ignore[attr-defined]
-        except KeyError:
-            raise UsageError("no --policy given and the repository has no stepup.policy configured") from None
+        configured = repo.config("stepup.policy")  # type: ignore[attr-defined]
+        if not configured:
+            raise UsageError("no --policy given and the repository has no stepup.policy configured")
         policy_file = Path(configured) if Path(configured).is_absolute() else git_dir / configured
     policy = policy_mod.load(policy_file)
     now = _parse_now(args.now) if args.now else datetime.now(UTC)

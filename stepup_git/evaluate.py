@@ -116,6 +116,7 @@ class Session:
             if self.signatures.store is not None:
                 self.signatures.store.flush()
             self.signatures.verifier.close()
+            self.repo.close()
 
 
 def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | None, mode: str,

@@ -1,21 +1,34 @@
 """The repository as SPEC §2 sees it: updates, their action, base, added commits and changed paths.
 
-All object, ref and diff reading goes through pygit2. Inside a pre-receive hook the pushed objects
-are still in Git's quarantine directory, which only an environment-aware open can see.
+Objects, refs, diffs and configuration are read through the ``git`` command itself: one long-lived
+``git cat-file --batch`` for objects, and ``rev-list``, ``diff-tree``, ``merge-base``, ``config``
+where Git computes the answer. Inside a pre-receive hook the pushed objects are still in Git's
+quarantine directory; these commands inherit the hook's environment (``GIT_OBJECT_DIRECTORY``,
+``GIT_ALTERNATE_OBJECT_DIRECTORIES``, ``GIT_QUARANTINE_PATH``), so they see exactly what Git sees,
+configuration included. (pygit2 sees them too when opened with ``RepositoryOpenFlag.FROM_ENV``, but
+importing it costs about 75 ms, most of the hook's start-up budget: see ``bench/README.md``.)
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from .errors import GitError
 
-CACHE_BYTES = 2 * 1024 * 1024
-WINDOW_BYTES = 1024 * 1024
-MAPPED_BYTES = 8 * 1024 * 1024
+EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+              64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
+# Bounded memory whatever the push's size: git maps pack files in windows of up to 1 GiB (8 GiB in all)
+# and keeps 96 MiB of delta bases by default, and mapped pages count as the hook's memory.
+GIT = ("git", "-c", "core.packedGitWindowSize=1m", "-c", "core.packedGitLimit=16m",
+       "-c", "core.deltaBaseCacheLimit=16m")
+# Variables that point git at another repository: a command-line run (check, verify) drops them.
+_REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+             "GIT_QUARANTINE_PATH", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SIG_MARKERS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----",
                 b"-----BEGIN SIGNED MESSAGE-----")
@@ -78,84 +91,175 @@ def split_tag(raw: bytes) -> tuple[bytes | None, bytes]:
 
 
 class Repo:
-    """A repository opened through pygit2, quarantine-aware when ``from_env`` is set."""
+    """A repository read through the git command; quarantine-aware when ``from_env`` is set."""
 
     def __init__(self, path: str | None, *, from_env: bool = False, remote: str | None = None) -> None:
-        """``remote``: judge as that remote's server would, in a clone: its remote-tracking refs are the
+        """``from_env``: the hook; git finds the repository and its quarantine from the environment.
+        ``remote``: judge as that remote's server would, in a clone: its remote-tracking refs are the
         existing refs and its HEAD the default branch (the client pre-push hook)."""
-        import pygit2
-
         self.remote = remote
         self.absent: set[str] = set()  # refs a dry run treats as not existing yet (see pretend_absent)
-        self._pygit2 = pygit2
-        # Bound libgit2's object cache (256 MiB by default): a push reads each commit once, so keeping
-        # them only grows the hook's memory with the size of the push.
-        pygit2.settings.cache_max_size(CACHE_BYTES)
-        # Likewise the pack windows libgit2 maps (8 GiB by default): mapped pages count as the hook's
-        # memory, and a big push reads through a big pack.
-        pygit2.settings.mwindow_size = WINDOW_BYTES
-        pygit2.settings.mwindow_mapped_limit = MAPPED_BYTES
+        self._env = dict(os.environ)
+        if not from_env:
+            for name in _REPO_ENV:
+                self._env.pop(name, None)
+        self._batch: subprocess.Popen[bytes] | None = None
+        self._config: dict[str, str] | None = None
+        if not os.path.isdir(path or "."):
+            raise GitError(f"cannot open the repository {path}: no such directory")
         try:
-            if from_env:
-                self.git = pygit2.Repository(path, flags=pygit2.enums.RepositoryOpenFlag.FROM_ENV)
-            else:
-                self.git = pygit2.Repository(path)
-        except (pygit2.GitError, KeyError, ValueError) as exc:
-            raise GitError(f"cannot open the repository {path or '(from the environment)'}: {exc}") from None
-        self.path: str = self.git.path.rstrip("/")
-        self._empty_tree: Any = None
+            out = subprocess.run([*GIT, "rev-parse", "--absolute-git-dir"], cwd=path or ".", env=self._env,
+                                 capture_output=True, check=False)
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror}") from None
+        if out.returncode != 0:
+            raise GitError(f"cannot open the repository {path or '(from the environment)'}: "
+                           f"{out.stderr.decode(errors='replace').strip()[:200]}")
+        self.path: str = out.stdout.decode().strip().rstrip("/")
+
+    # -- running git --------------------------------------------------------------------------
+
+    def _git(self, *args: str, input: bytes | None = None, ok: tuple[int, ...] = (0,)) -> tuple[int, bytes]:
+        try:
+            proc = subprocess.run([*GIT, "--git-dir", self.path, *args], input=input, env=self._env,
+                                  capture_output=True, check=False)
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror}") from None
+        if proc.returncode not in ok:
+            detail = proc.stderr.decode(errors="replace").strip()[:200]
+            raise GitError(f"git {args[0]} failed: {detail}")
+        return proc.returncode, proc.stdout
+
+    def _cat(self, rev: str) -> tuple[str, str, bytes] | None:
+        """(id, type, content) of an object named by ``rev``, or None when there is none."""
+        if "\n" in rev or not rev:
+            raise GitError(f"bad object name {rev!r}")
+        if self._batch is None:
+            try:
+                # its stderr only repeats, as notes, what its "missing" answers say
+                self._batch = subprocess.Popen([*GIT, "--git-dir", self.path, "cat-file", "--batch"],
+                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL, env=self._env)
+            except OSError as exc:
+                raise GitError(f"cannot run git cat-file: {exc.strerror}") from None
+        assert self._batch.stdin is not None and self._batch.stdout is not None
+        try:
+            self._batch.stdin.write(rev.encode() + b"\n")
+            self._batch.stdin.flush()
+            header = self._batch.stdout.readline().split()
+        except OSError as exc:
+            raise GitError(f"git cat-file stopped: {exc.strerror}") from None
+        if len(header) != 3:
+            if len(header) >= 2 and header[-1] in (b"missing", b"ambiguous"):
+                return None
+            raise GitError("git cat-file stopped answering")
+        oid, kind, size = header[0].decode(), header[1].decode(), int(header[2])
+        data = self._batch.stdout.read(size)
+        self._batch.stdout.read(1)  # the newline after each object
+        if len(data) != size:
+            raise GitError("git cat-file stopped answering")
+        return oid, kind, data
+
+    def close(self) -> None:
+        if self._batch is not None:
+            for stream in (self._batch.stdin, self._batch.stdout):
+                if stream is not None:
+                    stream.close()
+            self._batch.wait()
+            self._batch = None
+
+    def config(self, name: str) -> str | None:
+        """A configuration value as git sees it (system, global, repository)."""
+        if self._config is None:
+            _, out = self._git("config", "-z", "--list", ok=(0, 1))
+            self._config = {}
+            for entry in out.split(b"\0"):
+                key, _, value = entry.decode("utf-8", errors="replace").partition("\n")
+                if key:
+                    self._config[key.lower()] = value
+        return self._config.get(name.lower())
+
+    def local_config(self, name: str) -> str | None:
+        """A value from the repository's own config file only (not inherited from global or system)."""
+        code, out = self._git("config", "--local", "--get", name, ok=(0, 1))
+        return out.decode().strip() if code == 0 else None
+
+    def set_config(self, name: str, value: str) -> None:
+        self._git("config", "--local", name, value)
+        self._config = None
+
+    def workdir(self) -> Path | None:
+        """The working tree, or None for a bare repository."""
+        _, out = self._git("rev-parse", "--is-bare-repository")
+        if out.strip() == b"true":
+            return None
+        return Path(self.path).parent
+
+    def resolve(self, rev: str) -> str | None:
+        """The object a revision names (``HEAD~1``, a ref, an id), or None."""
+        found = self._cat(rev) if rev and not rev.startswith("-") else None
+        return found[0] if found else None
+
+    def head_ref(self) -> str | None:
+        """The branch HEAD names, or None when HEAD is detached."""
+        code, out = self._git("symbolic-ref", "-q", "HEAD", ok=(0, 1))
+        return out.decode().strip() if code == 0 else None
+
+    def read_blob(self, oid: str) -> bytes | None:
+        found = self._cat(oid)
+        return found[2] if found and found[1] == "blob" else None
 
     # -- objects --------------------------------------------------------------------------
 
-    def _get(self, oid: str) -> Any:
-        try:
-            return self.git[oid]
-        except (KeyError, ValueError):
-            raise GitError(f"object {oid[:12]} is not in the repository") from None
+    def _get(self, oid: str) -> tuple[str, str, bytes]:
+        found = self._cat(oid)
+        if found is None:
+            raise GitError(f"object {oid[:12]} is not in the repository")
+        return found
 
     def type_of(self, oid: str) -> str:
-        return str(self._get(oid).type_str)
+        return self._get(oid)[1]
 
     def peel_commit(self, oid: str | None) -> str | None:
-        """The commit an object leads to through annotated tags, or None (tree, blob, missing)."""
+        """The commit an object leads to through annotated tags, or None (tree, blob)."""
         if oid is None:
             return None
-        obj = self._get(oid)
-        while obj.type_str == "tag":
-            obj = self._get(str(obj.target))
-        return str(obj.id) if obj.type_str == "commit" else None
+        found = self._cat(f"{oid}^{{commit}}")
+        if found is None:
+            self._get(oid)  # a missing object is an error; a tree or blob simply has no commit
+            return None
+        return found[0]
 
-    def _peel_tree(self, oid: str | None) -> Any:
+    def _peel_tree(self, oid: str | None) -> str | None:
         if oid is None:
             return None
-        obj = self._get(oid)
-        while obj.type_str == "tag":
-            obj = self._get(str(obj.target))
-        if obj.type_str == "commit":
-            return obj.tree
-        return obj if obj.type_str == "tree" else None
+        found = self._cat(f"{oid}^{{tree}}")
+        if found is None:
+            self._get(oid)
+            return None
+        return found[0]
 
     def signed_object(self, oid: str) -> SignedObject | None:
         """The signature and payload of a commit or annotated tag; None for other objects."""
-        obj = self._get(oid)
-        if obj.type_str == "commit":
-            signature, payload = obj.gpg_signature
-            if signature is None:
-                return SignedObject(oid, "commit", None, obj.read_raw())
-            return SignedObject(oid, "commit", bytes(signature), bytes(payload))
-        if obj.type_str == "tag":
-            signature, payload = split_tag(obj.read_raw())
+        _, kind, raw = self._get(oid)
+        if kind == "commit":
+            signature, payload = split_commit(raw)
+            return SignedObject(oid, "commit", signature, payload)
+        if kind == "tag":
+            signature, payload = split_tag(raw)
             return SignedObject(oid, "tag", signature, payload)
         return None
 
     def tag_info(self, oid: str) -> tuple[str, str, str]:
         """(tag name, target id, target type) of an annotated tag."""
-        tag = self._get(oid)
-        target = self._get(str(tag.target))
-        return str(tag.name), str(tag.target), str(target.type_str)
-
-    def commit_time(self, oid: str) -> int:
-        return int(self._get(oid).commit_time)
+        _, kind, raw = self._get(oid)
+        fields: dict[str, str] = {}
+        for line in raw.split(b"\n\n", 1)[0].decode("utf-8", errors="replace").split("\n"):
+            name, _, value = line.partition(" ")
+            fields.setdefault(name, value)
+        if kind != "tag" or not {"object", "type", "tag"} <= fields.keys():
+            raise GitError(f"object {oid[:12]} is not a well-formed annotated tag")
+        return fields["tag"], fields["object"], fields["type"]
 
     # -- refs -----------------------------------------------------------------------------
 
@@ -169,46 +273,34 @@ class Repo:
 
     def default_branch(self) -> str | None:
         """The commit that HEAD's branch points to, when both exist."""
-        try:
-            head = self.git.references.get(f"refs/remotes/{self.remote}/HEAD" if self.remote else "HEAD")
-            if head is None:
+        head = f"refs/remotes/{self.remote}/HEAD" if self.remote else "HEAD"
+        code, out = self._git("symbolic-ref", "-q", head, ok=(0, 1, 128))
+        if code != 0:  # detached, or no such ref
+            if self.absent or self.remote:
                 return None
-            target = head.target
-            if not isinstance(target, str):
-                return None if self.absent else self.peel_commit(str(target))  # detached: unknown
-            if target in self.absent:
-                return None
-            ref = self.git.references.get(target)
-            return self.peel_commit(str(ref.target)) if ref is not None else None
-        except self._pygit2.GitError:
+            found = self._cat(f"{head}^{{commit}}")
+            return found[0] if found else None
+        target = out.decode().strip()
+        if target in self.absent:
             return None
+        found = self._cat(f"{target}^{{commit}}")
+        return found[0] if found else None
 
     def ref_commits(self) -> list[str]:
-        """The commits that the repository's refs lead to (symbolic refs and non-commits skipped)."""
+        """The commits that the repository's refs lead to (non-commits skipped)."""
+        prefix = f"refs/remotes/{self.remote}/" if self.remote else "refs/"
+        _, out = self._git("for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) "
+                           "%(refname)", prefix)
         tips = []
-        prefix = f"refs/remotes/{self.remote}/" if self.remote else ""
-        for name in self.git.references:
-            if not name.startswith(prefix) or name in self.absent:
+        for line in out.decode("utf-8", errors="replace").splitlines():
+            parts = line.split(" ", 4)
+            if len(parts) != 5 or parts[4] in self.absent:
                 continue
-            ref = self.git.references.get(name)
-            if ref is None or ref.type == self._pygit2.enums.ReferenceType.SYMBOLIC:
-                continue
-            try:
-                commit = self.peel_commit(str(ref.target))
-            except GitError:
-                continue
-            if commit is not None:
-                tips.append(commit)
+            if parts[1] == "commit":
+                tips.append(parts[0])
+            elif parts[1] == "tag" and parts[3] == "commit":
+                tips.append(parts[2])
         return tips
-
-    def ref_target(self, name: str) -> str | None:
-        ref = self.git.references.get(name)
-        if ref is None:
-            return None
-        try:
-            return str(ref.resolve().target)
-        except (self._pygit2.GitError, KeyError):
-            return None
 
     # -- SPEC §2 --------------------------------------------------------------------------
 
@@ -217,13 +309,12 @@ class Repo:
             return "create"
         if update.new is None:
             return "delete"
-        old = self.peel_commit(update.old) if self.type_of(update.old) == "commit" else None
-        new = self.peel_commit(update.new) if self.type_of(update.new) == "commit" else None
-        if old is None or new is None:
+        if self.type_of(update.old) != "commit" or self.type_of(update.new) != "commit":
             return "force-push"  # replacing a tag, tree or blob is never a fast-forward
-        if old == new or self.git.descendant_of(new, old):
+        if update.old == update.new:
             return "update"
-        return "force-push"
+        code, _ = self._git("merge-base", "--is-ancestor", update.old, update.new, ok=(0, 1))
+        return "update" if code == 0 else "force-push"
 
     def base(self, update: Update) -> str | None:
         """``old`` when it exists; for a create, the merge-base of ``new`` with the default branch."""
@@ -233,70 +324,110 @@ class Repo:
         head = self.default_branch()
         if new is None or head is None:
             return None
-        merge_base = self.git.merge_base(new, head)
-        return str(merge_base) if merge_base is not None else None
+        code, out = self._git("merge-base", new, head, ok=(0, 1))
+        return out.decode().strip() if code == 0 and out.strip() else None
+
+    def _hide(self, base: str | None) -> list[str]:
+        if base is not None:
+            peeled = self.peel_commit(base)
+            return [peeled] if peeled else []
+        return self.ref_commits()
 
     def added_commits(self, update: Update, base: str | None) -> Iterator[str]:
-        """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref).
-
-        Streamed from ``git rev-list``, so the push's size never grows this process's memory (libgit2's
-        walk keeps about half a kilobyte a commit). It inherits the quarantine environment, so it sees
-        the pushed objects as the hook does."""
+        """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref),
+        oldest first, streamed from ``git rev-list`` so that a push's size never grows this process."""
         new = self.peel_commit(update.new)
         if new is None:
             return
-        hide = [self.peel_commit(base)] if base is not None else self.ref_commits()
-        request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in hide if oid is not None)]).encode()
-        import subprocess
+        request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in self._hide(base))]).encode()
+        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--reverse", "--stdin"], request,
+                                 f"git rev-list for {update.ref}", sep=b"\n"):
+            yield line.decode("ascii")
 
-        try:
-            proc = subprocess.Popen(["git", "--git-dir", self.path, "rev-list", "--reverse", "--stdin"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        except OSError as exc:
-            raise GitError(f"cannot run git rev-list: {exc.strerror}") from None
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            proc.stdin.write(request)  # rev-list reads all of its input before it starts walking
-            proc.stdin.close()
-            for line in proc.stdout:
-                yield line.decode("ascii").strip()
-            if proc.wait() != 0:
-                detail = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-                raise GitError(f"git rev-list failed for {update.ref}: {detail[:200]}")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-
-    def changed_paths(self, update: Update, base: str | None, added: Iterable[str]) -> Iterator[str]:
+    def changed_paths(self, update: Update, base: str | None) -> Iterator[str]:
         """Paths whose blob, mode or type differ between base and new, then those each added commit
         changes against its first parent. Renames appear at both paths (no rename detection)."""
         new_tree = self._peel_tree(update.new)
         base_tree = self._peel_tree(base)
-        if new_tree is not None or base_tree is not None:
-            yield from self._diff_paths(base_tree, new_tree)
-        for oid in added:
-            commit = self._get(oid)
-            parent_tree = commit.parents[0].tree if commit.parent_ids else None
-            yield from self._diff_paths(parent_tree, commit.tree)
-
-    def _diff_paths(self, a: Any, b: Any) -> Iterator[str]:
-        if a is None and b is None:
+        if new_tree is None and base_tree is None:
             return
-        if a is None:
-            diff = b.diff_to_tree(swap=True)
-        elif b is None:
-            diff = a.diff_to_tree()
+        empty = EMPTY_TREE[len(new_tree or base_tree or "0" * 40)]
+        _, out = self._git("diff-tree", "-r", "-z", "--no-renames", base_tree or empty, new_tree or empty)
+        yield from _diff_paths(out.split(b"\0"))
+        new = self.peel_commit(update.new)
+        if new is None:
+            return
+        request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in self._hide(base))]).encode()
+        # each added commit against its first parent (a root commit against the empty tree)
+        git = " ".join(GIT)
+        script = (f'{git} --git-dir "$1" rev-list --reverse --parents --stdin | cut -d" " -f1,2 | '
+                  f'{git} --git-dir "$1" diff-tree --stdin -r -z --no-renames --root')
+        yield from _diff_paths(self._stream(["sh", "-c", script, "sh", self.path], request,
+                                            f"git diff-tree for {update.ref}", sep=b"\0"))
+
+    def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
+        """Run a command with ``request`` on its input and yield its output split at ``sep``; stop it
+        if the reader stops early."""
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=self._env, start_new_session=True)
+        except OSError as exc:
+            raise GitError(f"cannot run {what}: {exc.strerror}") from None
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        finished = False
+        try:
+            proc.stdin.write(request)  # rev-list reads all of its input before it starts walking
+            proc.stdin.close()
+            rest = b""
+            while chunk := os.read(proc.stdout.fileno(), 65536):
+                *items, rest = (rest + chunk).split(sep)
+                yield from items
+            if rest:
+                yield rest
+            if proc.wait() != 0:
+                raise GitError(f"{what} failed: {proc.stderr.read().decode(errors='replace').strip()[:200]}")
+            finished = True
+        finally:
+            if not finished and proc.poll() is None:
+                import signal
+
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
+
+
+def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[str]:
+    """The paths in ``git diff-tree -z --no-renames`` output (commit ids and metadata skipped)."""
+    want_path = False
+    for token in tokens:
+        if want_path:
+            yield token.decode("utf-8", errors="surrogateescape")
+            want_path = False
+        elif token.startswith(b":"):
+            want_path = True
+
+
+def split_commit(raw: bytes) -> tuple[bytes | None, bytes]:
+    """Split a raw commit into (signature, signed payload): the payload is the commit without its
+    ``gpgsig`` header, as Git signs and verifies it. Two ``gpgsig`` headers make no signature."""
+    header, sep, message = raw.partition(b"\n\n")
+    lines = header.split(b"\n")
+    kept: list[bytes] = []
+    signature: list[bytes] = []
+    found = 0
+    in_signature = False
+    for line in lines:
+        if line.startswith(b"gpgsig "):
+            found += 1
+            in_signature = True
+            signature.append(line[len(b"gpgsig ") :])
+        elif in_signature and line.startswith(b" "):
+            signature.append(line[1:])
         else:
-            diff = a.diff_to_tree(b)
-        for delta in diff.deltas:
-            yield _decode(delta.old_file.raw_path)
-            if delta.new_file.raw_path != delta.old_file.raw_path:
-                yield _decode(delta.new_file.raw_path)
-
-
-def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="surrogateescape")
+            in_signature = False
+            kept.append(line)
+    payload = b"\n".join(kept) + sep + message
+    if found != 1:
+        return None, (raw if found == 0 else payload)
+    return b"\n".join(signature) + b"\n", payload

@@ -86,13 +86,12 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
 
     repo = Repo(env.get("GIT_DIR") or ".", from_env=True)
     git_dir = Path(repo.path)
-    config = repo.git.config
-    policy_path = _config(config, "stepup.policy")
+    policy_path = repo.config("stepup.policy")
     if not policy_path:
         raise PolicyError([f"no policy configured for {git_dir} (run: stepup-git install {git_dir} --policy FILE)"])
     policy_file = Path(policy_path) if os.path.isabs(policy_path) else git_dir / policy_path
     policy = policy_mod.load(policy_file, cache_dir=git_dir / "stepup")  # an error rejects whatever the mode
-    mode = _config(config, "stepup.mode") or policy.settings.mode
+    mode = repo.config("stepup.mode") or policy.settings.mode
     if mode not in policy_mod.MODES:
         raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])
     state["mode"] = mode
@@ -102,7 +101,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
     pusher = pusher_from(env, policy.settings.pusher_env)
     state_dir = git_dir / "stepup"
 
-    chained = _config(config, "stepup.chain") or _beside(launcher)
+    chained = repo.config("stepup.chain") or _beside(launcher)
     chained_code = _run_chained(chained, raw, env) if chained else 0
 
     from .evaluate import Session, audit_record
@@ -143,14 +142,6 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
     for line in lines:
         print(line, file=out)
     return 0 if accepted else 1
-
-
-def _config(config: object, name: str) -> str | None:
-    try:
-        value = config[name]  # type: ignore[index]
-    except (KeyError, ValueError):
-        return None
-    return str(value) if value else None
 
 
 def _beside(launcher: Path | None) -> str | None:

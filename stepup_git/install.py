@@ -15,11 +15,14 @@ import secrets
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import layouts
 from .errors import StepupError, UsageError
 from .hook import CHAINED
+
+if TYPE_CHECKING:
+    from .gitrepo import Repo
 
 MARKER = "stepup-git hook launcher"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
@@ -68,16 +71,10 @@ def launcher_text(python: str) -> str:
 
 def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False,
             layout: str = "plain") -> str:
-    import pygit2
-
     from .policy import load
 
-    try:
-        repo = pygit2.Repository(str(repo_path))
-    except (pygit2.GitError, KeyError):
-        raise StepupError(f"not a Git repository: {repo_path}") from None
+    repo = _open(repo_path)
     git_dir = Path(repo.path).resolve()
-    config = repo.config
 
     if policy is not None:
         policy_file = policy.resolve()
@@ -88,14 +85,13 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
             from .errors import PolicyError
 
             raise PolicyError(["the policy has errors; nothing was installed", *problems])
-    elif (configured := _get(config, "stepup.policy")) is not None:
+    elif (configured := repo.config("stepup.policy")) is not None:
         policy_file = Path(configured)
     else:
         raise UsageError("no --policy given and none is configured (stepup.policy)")
     loaded = load(policy_file)
 
-    hook = layouts.hook_file_for(layout, git_dir, hooks_path=_get(config, "core.hooksPath"),
-                                 workdir=Path(repo.workdir) if repo.workdir else None)
+    hook = layouts.hook_file_for(layout, git_dir, hooks_path=repo.config("core.hooksPath"), workdir=repo.workdir())
     hooks_dir = hook.parent
     hooks_dir.mkdir(parents=True, exist_ok=True)
     chained = hooks_dir / CHAINED
@@ -107,23 +103,22 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
             raise UsageError(f"{chained} already exists; remove it or the current pre-receive hook first")
         os.replace(hook, chained)
     if chained.exists():
-        config["stepup.chain"] = str(chained)
+        repo.set_config("stepup.chain", str(chained))
     _write_launcher(hook)
 
-    config["stepup.policy"] = str(policy_file)
+    repo.set_config("stepup.policy", str(policy_file))
     if mode is not None:
-        config["stepup.mode"] = mode
-    local = pygit2.Config(str(git_dir / "config"))  # the repository's own file, not inherited values
-    if not _get(local, "receive.certNonceSeed"):  # a seed shared by repositories lets nonces cross over
-        config["receive.certNonceSeed"] = secrets.token_hex(32)
+        repo.set_config("stepup.mode", mode)
+    if not repo.local_config("receive.certNonceSeed"):  # a seed shared by repositories lets nonces cross over
+        repo.set_config("receive.certNonceSeed", secrets.token_hex(32))
     slop = min(MAX_SLOP, int(loaded.settings.fresh_within.total_seconds()))
-    current = _get(config, "receive.certNonceSlop")
+    current = repo.config("receive.certNonceSlop")
     if current is None or not current.isdigit() or int(current) > slop or int(current) == 0:
-        config["receive.certNonceSlop"] = str(slop)
-    config["receive.advertisePushOptions"] = "true"
+        repo.set_config("receive.certNonceSlop", str(slop))
+    repo.set_config("receive.advertisePushOptions", "true")
     if layout == "gitolite":
         layouts.gitolite_link_hooks()
-    effective = mode or _get(config, "stepup.mode") or loaded.settings.mode
+    effective = mode or repo.config("stepup.mode") or loaded.settings.mode
     note = f", chained: {chained.name}" if chained.exists() else ""
     lines = [f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"]
     if layout != "plain":
@@ -134,28 +129,23 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
 
 def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False) -> str:
     """Install the pre-push hook that predicts the server's verdict (advisory unless ``strict``)."""
-    import pygit2
-
     from .policy import load
 
-    try:
-        repo = pygit2.Repository(str(repo_path))
-    except (pygit2.GitError, KeyError):
-        raise StepupError(f"not a Git repository: {repo_path}") from None
+    repo = _open(repo_path)
     git_dir = Path(repo.path).resolve()
     if policy is None:
         raise UsageError("--client needs --policy FILE (the policy the server uses)")
     policy_file = policy.resolve()
     load(policy_file)
-    hooks_dir = layouts.hooks_dir_for("plain", git_dir, hooks_path=_get(repo.config, "core.hooksPath"),
-                                      workdir=Path(repo.workdir) if repo.workdir else None)
+    hooks_dir = layouts.hooks_dir_for("plain", git_dir, hooks_path=repo.config("core.hooksPath"),
+                                      workdir=repo.workdir())
     hooks_dir.mkdir(parents=True, exist_ok=True)
     hook = hooks_dir / "pre-push"
     if hook.exists() and MARKER not in _read(hook):
         raise UsageError(f"{hook} is another pre-push hook; remove it or call stepup-git from it")
     _write_launcher(hook)
-    repo.config["stepup.policy"] = str(policy_file)
-    repo.config["stepup.clientStrict"] = "true" if strict else "false"
+    repo.set_config("stepup.policy", str(policy_file))
+    repo.set_config("stepup.clientStrict", "true" if strict else "false")
     return f"installed the stepup-git pre-push check in {git_dir} (policy {policy_file}, " \
            f"{'strict' if strict else 'advisory'})"
 
@@ -167,11 +157,14 @@ def _write_launcher(hook: Path) -> None:
     os.replace(tmp, hook)
 
 
-def _get(config: Any, name: str) -> str | None:
+def _open(path: Path) -> Repo:
+    from .errors import GitError
+    from .gitrepo import Repo
+
     try:
-        return str(config[name])
-    except KeyError:
-        return None
+        return Repo(str(path))
+    except GitError:
+        raise StepupError(f"not a Git repository: {path}") from None
 
 
 def _read(path: Path) -> str:

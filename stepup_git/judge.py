@@ -281,7 +281,7 @@ class _Paths:
         self._seen: list[str] = []
         self._known: set[str] = set()
         self._source: Iterator[str] | None = (
-            judge.repo.changed_paths(update, base, judge.added(update, base)) if update.new is not None else iter(())
+            judge.repo.changed_paths(update, base) if update.new is not None else iter(())
         )
 
     def first_match(self, rule: Rule) -> str | None:

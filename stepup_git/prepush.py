@@ -33,12 +33,11 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
 
         repo = Repo(os.environ.get("GIT_DIR") or ".", remote=argv[0] if argv else None)
         git_dir = Path(repo.path)
-        config = repo.git.config
-        strict = _flag(config, "stepup.clientStrict")
-        try:
-            policy_file = Path(str(config["stepup.policy"]))
-        except KeyError:
-            raise StepupError("no stepup.policy configured in this clone") from None
+        strict = (repo.config("stepup.clientStrict") or "").lower() in ("true", "yes", "on", "1")
+        configured = repo.config("stepup.policy")
+        if not configured:
+            raise StepupError("no stepup.policy configured in this clone")
+        policy_file = Path(configured)
         policy = policy_mod.load(policy_file if policy_file.is_absolute() else git_dir / policy_file)
         updates = []
         for line in text.splitlines():
@@ -49,7 +48,7 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
             updates.append(Update(None if remote in ZERO else remote, None if local in ZERO else local, remote_ref))
         if not updates:
             return 0
-        pusher = os.environ.get("STEPUP_PUSHER") or _get(config, "stepup.pusher")
+        pusher = os.environ.get("STEPUP_PUSHER") or repo.config("stepup.pusher")
         session = Session.open(policy, repo, git_dir / "stepup")
         verdicts = session.judge(updates, now=datetime.now(UTC), pusher=pusher)
     except StepupError as exc:
@@ -68,14 +67,3 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
               file=out)
         return 1
     return 0
-
-
-def _get(config: object, name: str) -> str | None:
-    try:
-        return str(config[name])  # type: ignore[index]
-    except KeyError:
-        return None
-
-
-def _flag(config: object, name: str) -> bool:
-    return (_get(config, name) or "").lower() in ("true", "yes", "on", "1")

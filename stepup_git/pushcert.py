@@ -223,11 +223,11 @@ def from_environment(env: Mapping[str, str], session: Session, now: datetime) ->
     blob = env.get("GIT_PUSH_CERT", "").strip()
     if not blob:
         return None
-    obj = session.repo.git.get(blob)
-    if obj is None or obj.type_str != "blob":
+    raw = session.repo.read_blob(blob)
+    if raw is None:
         raise StepupError(f"the push certificate {blob[:10]} is not in the repository")
     replay = ReplayStore(session.state_dir / "push-certs.sqlite")
-    return PushCertificate(blob, bytes(obj.read_raw()), session,
+    return PushCertificate(blob, raw, session,
                            nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
                            nonce_slop=env.get("GIT_PUSH_CERT_NONCE_SLOP"),
                            expected_nonce=env.get("GIT_PUSH_CERT_NONCE"), replay=replay)

@@ -54,7 +54,7 @@ def work(tmp_path: Path) -> Work:
 def changed(repo: Repo, old: str | None, new: str, ref: str = "refs/heads/topic") -> set[str]:
     update = Update(old, new, ref)
     base = repo.base(update)
-    return set(repo.changed_paths(update, base, list(repo.added_commits(update, base))))
+    return set(repo.changed_paths(update, base))
 
 
 def added(repo: Repo, old: str | None, new: str | None, ref: str = "refs/heads/topic") -> list[str]:

@@ -181,7 +181,7 @@ def test_install_writes_one_shared_launcher_and_a_seed_per_repository(people: Pe
     writes the shared launcher once (not into hooks/) and gives each repository its own seed and policy."""
     hooks = tmp_path / "git-hooks"
     hooks.mkdir()
-    git_user = {"HOME": str(tmp_path / "git-user")}
+    git_user: dict[str, str | None] = {"HOME": str(tmp_path / "git-user"), "GIT_CONFIG_GLOBAL": None}
     (tmp_path / "git-user").mkdir()
     run(["git", "config", "--file", str(tmp_path / "git-user" / ".gitconfig"), "core.hooksPath", str(hooks)])
     servers = [Server(tmp_path / name) for name in ("one", "two", "three")]
