@@ -6,4 +6,5 @@ STEPUP_PYTHON='@PYTHON@'
 case "$STEPUP_PYTHON" in
   @*) STEPUP_PYTHON="$(dirname "$0")/../.venv/bin/python" ;;  # run from a source checkout
 esac
-exec "$STEPUP_PYTHON" -m stepup_git.hook "$0" "$@"
+# -I: the interpreter ignores PYTHON* variables and the user site, whatever environment the server gives
+exec "$STEPUP_PYTHON" -I -m stepup_git.hook "$0" "$@"
