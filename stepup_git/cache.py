@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .signatures import Verified
 
@@ -44,6 +45,9 @@ class SqliteStore:
                     self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("CREATE TABLE IF NOT EXISTS verified (oid TEXT NOT NULL, context TEXT NOT NULL, "
                                  "result TEXT NOT NULL, PRIMARY KEY (oid, context)) WITHOUT ROWID")
+                self._db.execute("CREATE TABLE IF NOT EXISTS ranges (new TEXT NOT NULL, base TEXT NOT NULL, "
+                                 "context TEXT NOT NULL, summary TEXT NOT NULL, PRIMARY KEY (new, base, context)) "
+                                 "WITHOUT ROWID")
                 self._ready = True
             except self._error:
                 self._db = None
@@ -66,6 +70,30 @@ class SqliteStore:
         except (self._error, ValueError, KeyError, TypeError):
             return {}
         return found
+
+    def get_range(self, new: str, base: str) -> list[list[Any]] | None:
+        """The summary kept for a range whose every commit verified (see ``judge.Judge._signed``)."""
+        if not self._prepare():
+            return None
+        assert self._db is not None
+        try:
+            row = self._db.execute("SELECT summary FROM ranges WHERE new = ? AND base = ? AND context = ?",
+                                   (new, base, self.context)).fetchone()
+            summary = json.loads(row[0]) if row else None
+        except (self._error, ValueError):
+            return None
+        return summary if isinstance(summary, list) else None
+
+    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
+        if not self._prepare():
+            return
+        assert self._db is not None
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO ranges VALUES (?, ?, ?, ?)",
+                                 (new, base, self.context, json.dumps(summary, separators=(",", ":"))))
+        except self._error:
+            pass
 
     def put(self, oid: str, verified: Verified) -> None:
         if self._db is None:
@@ -113,3 +141,9 @@ class LazyStore:
     def flush(self) -> None:
         if self._store is not None:
             self._store.flush()
+
+    def get_range(self, new: str, base: str) -> list[list[Any]] | None:
+        return self._open().get_range(new, base)
+
+    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
+        self._open().put_range(new, base, summary)

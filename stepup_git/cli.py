@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -183,7 +184,10 @@ def _judge_one(args: argparse.Namespace, update: object, *, certificate_file: Pa
         policy_file = Path(configured) if Path(configured).is_absolute() else git_dir / configured
     policy = policy_mod.load(policy_file)
     now = _parse_now(args.now) if args.now else datetime.now(UTC)
-    session = Session.open(policy, repo, git_dir / "stepup")  # type: ignore[arg-type]
+    from .hook import shared_cache_dir
+
+    session = Session.open(policy, repo, git_dir / "stepup",  # type: ignore[arg-type]
+                           shared_dir=shared_cache_dir(os.environ))
     certificate = None
     if certificate_file is not None:
         from .pushcert import from_file

@@ -32,6 +32,10 @@ class VerificationStore(Protocol):
 
     def flush(self) -> None: ...
 
+    def get_range(self, new: str, base: str) -> list[list[Any]] | None: ...
+
+    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None: ...
+
 
 class Signatures:
     """Verifications of objects' signatures: a bounded memo, then the store, then the verifier."""
@@ -43,12 +47,19 @@ class Signatures:
         self.verified_count = 0
 
     def verified(self, obj: SignedObject) -> Verified | None:
-        return self.verified_many([obj.oid], {obj.oid: obj}.__getitem__)[0]
+        return self.verified_many([obj.oid], lambda oids: [obj])[0]
+
+    def verified_range(self, new: str, base: str) -> list[list[Any]] | None:
+        return self.store.get_range(new, base) if self.store is not None else None
+
+    def remember_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
+        if self.store is not None:
+            self.store.put_range(new, base, summary)
 
     def verified_many(self, oids: Sequence[str],
-                      load: Callable[[str], SignedObject | None]) -> list[Verified | None]:
-        """Verifications of the objects ``oids`` (None: unsigned); ``load`` reads an object, and is
-        called only for objects that neither the memo nor the store knows."""
+                      load: Callable[[Sequence[str]], list[SignedObject | None]]) -> list[Verified | None]:
+        """Verifications of the objects ``oids`` (None: unsigned); ``load`` reads objects, and is
+        called only for those that neither the memo nor the store knows."""
         results: list[Verified | None] = [None] * len(oids)
         misses: list[int] = []
         for i, oid in enumerate(oids):
@@ -64,8 +75,8 @@ class Signatures:
                 results[i] = stored.get(oids[i])
             misses = [i for i in misses if results[i] is None]
         todo: list[tuple[int, SignedObject]] = []
-        for i in misses:
-            obj = load(oids[i])
+        loaded = load([oids[i] for i in misses]) if misses else []
+        for i, obj in zip(misses, loaded, strict=True):
             if obj is not None and obj.signature is not None:
                 todo.append((i, obj))
         if todo:
@@ -94,12 +105,15 @@ class Session:
     state_dir: Path
 
     @classmethod
-    def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, cache: bool = True) -> Session:
-        keyring = Keyring.open(policy, state_dir)
+    def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, cache: bool = True,
+             shared_dir: Path | None = None) -> Session:
+        """``state_dir``: the repository's own state (verification cache, replay store); ``shared_dir``:
+        where keyrings are built, once per keyring content, for every repository (default: state_dir)."""
+        keyring = Keyring.open(policy, shared_dir or state_dir)
         errors, _ = keyring_problems(policy, keyring, datetime.now(UTC))
         if errors:
             raise PolicyError(errors)  # a policy with an error never half-loads
-        verifier = Verifier(policy, keyring, state_dir, timeout=policy.settings.timeout.total_seconds())
+        verifier = Verifier(policy, keyring, shared_dir or state_dir, timeout=policy.settings.timeout.total_seconds())
         store = None
         if cache:
             from .cache import LazyStore

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from .errors import GitError
 
 EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
               64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
+BATCH = 1000  # object names per cat-file batch: 41-65 bytes each, under a pipe's 64 KiB
 # Bounded memory whatever the push's size: git maps pack files in windows of up to 1 GiB (8 GiB in all)
 # and keeps 96 MiB of delta bases by default, and mapped pages count as the hook's memory.
 GIT = ("git", "-c", "core.packedGitWindowSize=1m", "-c", "core.packedGitLimit=16m",
@@ -132,8 +133,20 @@ class Repo:
 
     def _cat(self, rev: str) -> tuple[str, str, bytes] | None:
         """(id, type, content) of an object named by ``rev``, or None when there is none."""
-        if "\n" in rev or not rev:
-            raise GitError(f"bad object name {rev!r}")
+        return self._cat_many([rev])[0]
+
+    def _cat_many(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
+        """Objects for many names: the requests of a batch go out together, then the answers are read.
+        A batch's requests stay under the pipe's buffer, so neither side can block the other."""
+        for rev in revs:
+            if "\n" in rev or not rev:
+                raise GitError(f"bad object name {rev!r}")
+        results: list[tuple[str, str, bytes] | None] = []
+        for start in range(0, len(revs), BATCH):
+            results += self._cat_batch(revs[start : start + BATCH])
+        return results
+
+    def _cat_batch(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
         if self._batch is None:
             try:
                 # its stderr only repeats, as notes, what its "missing" answers say
@@ -143,22 +156,27 @@ class Repo:
             except OSError as exc:
                 raise GitError(f"cannot run git cat-file: {exc.strerror}") from None
         assert self._batch.stdin is not None and self._batch.stdout is not None
+        out = self._batch.stdout
         try:
-            self._batch.stdin.write(rev.encode() + b"\n")
+            self._batch.stdin.write("".join(f"{rev}\n" for rev in revs).encode())
             self._batch.stdin.flush()
-            header = self._batch.stdout.readline().split()
+            found: list[tuple[str, str, bytes] | None] = []
+            for _ in revs:
+                header = out.readline().split()
+                if len(header) != 3:
+                    if len(header) >= 2 and header[-1] in (b"missing", b"ambiguous"):
+                        found.append(None)
+                        continue
+                    raise GitError("git cat-file stopped answering")
+                size = int(header[2])
+                data = out.read(size)
+                out.read(1)  # the newline after each object
+                if len(data) != size:
+                    raise GitError("git cat-file stopped answering")
+                found.append((header[0].decode(), header[1].decode(), data))
         except OSError as exc:
             raise GitError(f"git cat-file stopped: {exc.strerror}") from None
-        if len(header) != 3:
-            if len(header) >= 2 and header[-1] in (b"missing", b"ambiguous"):
-                return None
-            raise GitError("git cat-file stopped answering")
-        oid, kind, size = header[0].decode(), header[1].decode(), int(header[2])
-        data = self._batch.stdout.read(size)
-        self._batch.stdout.read(1)  # the newline after each object
-        if len(data) != size:
-            raise GitError("git cat-file stopped answering")
-        return oid, kind, data
+        return found
 
     def close(self) -> None:
         if self._batch is not None:
@@ -241,14 +259,10 @@ class Repo:
 
     def signed_object(self, oid: str) -> SignedObject | None:
         """The signature and payload of a commit or annotated tag; None for other objects."""
-        _, kind, raw = self._get(oid)
-        if kind == "commit":
-            signature, payload = split_commit(raw)
-            return SignedObject(oid, "commit", signature, payload)
-        if kind == "tag":
-            signature, payload = split_tag(raw)
-            return SignedObject(oid, "tag", signature, payload)
-        return None
+        return self.signed_objects([oid])[0]
+
+    def signed_objects(self, oids: Sequence[str]) -> list[SignedObject | None]:
+        return [_signed(oid, found) for oid, found in zip(oids, self._cat_many(oids), strict=True)]
 
     def tag_info(self, oid: str) -> tuple[str, str, str]:
         """(tag name, target id, target type) of an annotated tag."""
@@ -397,6 +411,19 @@ class Repo:
                 stream.close()
 
 
+def _signed(oid: str, found: tuple[str, str, bytes] | None) -> SignedObject | None:
+    if found is None:
+        raise GitError(f"object {oid[:12]} is not in the repository")
+    _, kind, raw = found
+    if kind == "commit":
+        signature, payload = split_commit(raw)
+        return SignedObject(oid, "commit", signature, payload)
+    if kind == "tag":
+        signature, payload = split_tag(raw)
+        return SignedObject(oid, "tag", signature, payload)
+    return None
+
+
 def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[str]:
     """The paths in ``git diff-tree -z --no-renames`` output (commit ids and metadata skipped)."""
     want_path = False
@@ -411,23 +438,20 @@ def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[str]:
 def split_commit(raw: bytes) -> tuple[bytes | None, bytes]:
     """Split a raw commit into (signature, signed payload): the payload is the commit without its
     ``gpgsig`` header, as Git signs and verifies it. Two ``gpgsig`` headers make no signature."""
-    header, sep, message = raw.partition(b"\n\n")
-    lines = header.split(b"\n")
-    kept: list[bytes] = []
-    signature: list[bytes] = []
-    found = 0
-    in_signature = False
-    for line in lines:
-        if line.startswith(b"gpgsig "):
-            found += 1
-            in_signature = True
-            signature.append(line[len(b"gpgsig ") :])
-        elif in_signature and line.startswith(b" "):
-            signature.append(line[1:])
-        else:
-            in_signature = False
-            kept.append(line)
-    payload = b"\n".join(kept) + sep + message
-    if found != 1:
-        return None, (raw if found == 0 else payload)
-    return b"\n".join(signature) + b"\n", payload
+    end_of_header = raw.find(b"\n\n")
+    if end_of_header < 0:
+        end_of_header = len(raw)
+    start = raw.find(b"\ngpgsig ", 0, end_of_header)
+    if start < 0:
+        return None, raw
+    start += 1
+    end = raw.find(b"\n", start)
+    while end >= 0 and raw.startswith(b" ", end + 1) and end < end_of_header:
+        end = raw.find(b"\n", end + 1)
+    if end < 0:
+        end = len(raw)
+    header = raw[start + len(b"gpgsig ") : end]
+    payload = raw[:start] + raw[end + 1 :]
+    if raw.find(b"\ngpgsig ", end, end_of_header) >= 0:
+        return None, payload  # a second signature header: nothing counts
+    return header.replace(b"\n ", b"\n") + b"\n", payload

@@ -31,6 +31,23 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _Deadline()
 
 
+def shared_cache_dir(env: Mapping[str, str]) -> Path | None:
+    """The server user's cache folder for what depends only on content (keyring homes, compiled path
+    patterns), so a new repository does not build them again; None when there is no private one."""
+    base = env.get("XDG_CACHE_HOME") or (str(Path(env["HOME"]) / ".cache") if env.get("HOME") else "")
+    if not base or not os.path.isabs(base):
+        return None
+    path = Path(base) / "stepup-git"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o022 or not os.access(path, os.W_OK | os.X_OK):
+        return None  # not ours alone: keep everything in the repository's own folder
+    return path
+
+
 def pusher_from(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     """The first set, non-empty variable of ``names`` (SPEC §5.4)."""
     for name in names:
@@ -90,7 +107,8 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
     if not policy_path:
         raise PolicyError([f"no policy configured for {git_dir} (run: stepup-git install {git_dir} --policy FILE)"])
     policy_file = Path(policy_path) if os.path.isabs(policy_path) else git_dir / policy_path
-    policy = policy_mod.load(policy_file, cache_dir=git_dir / "stepup")  # an error rejects whatever the mode
+    shared = shared_cache_dir(env)
+    policy = policy_mod.load(policy_file, cache_dir=shared or git_dir / "stepup")  # errors reject in any mode
     mode = repo.config("stepup.mode") or policy.settings.mode
     if mode not in policy_mod.MODES:
         raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])
@@ -108,7 +126,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
     from .findings import render
     from .pushcert import from_environment
 
-    session = Session.open(policy, repo, state_dir)
+    session = Session.open(policy, repo, state_dir, shared_dir=shared)
     certificate = from_environment(env, session, now)
     verdicts = session.judge(updates, now=now, pusher=pusher, push_cert=certificate)
     if policy.settings.break_glass is not None:

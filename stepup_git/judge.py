@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from .errors import StepupError
 from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
@@ -27,7 +27,11 @@ class SignatureSource(Protocol):
     def verified(self, obj: SignedObject) -> Verified | None: ...
 
     def verified_many(self, oids: Sequence[str],
-                      load: Callable[[str], SignedObject | None]) -> list[Verified | None]: ...
+                      load: Callable[[Sequence[str]], list[SignedObject | None]]) -> list[Verified | None]: ...
+
+    def verified_range(self, new: str, base: str) -> list[list[Any]] | None: ...
+
+    def remember_range(self, new: str, base: str, summary: list[list[Any]]) -> None: ...
 
 
 class CertificateProof(Protocol):
@@ -111,13 +115,18 @@ class Judge:
 
     def _signed(self, rule: Rule, update: Update, base: str | None) -> RuleResult:
         assert rule.tier is not None
+        tip = self.repo.peel_commit(update.new)
+        base_commit = self.repo.peel_commit(base) if base is not None else None
+        range_key = (tip, base_commit) if tip is not None and base_commit is not None else None
+        if range_key is not None and (known := self._known_range(rule, *range_key)) is not None:
+            return known
         findings: list[Finding] = []
         failed = checked = 0
         signers: dict[str, Proof] = {}
-        tip = self.repo.peel_commit(update.new)
+        summary: dict[tuple[Any, ...], list[Any]] = {}
         added = self.added(update, base)
         while chunk := list(itertools.islice(added, CHUNK)):
-            for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_object),
+            for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_objects),
                                      strict=True):
                 checked += 1
                 a = assess(verified, self.policy, self.keyring, self.ctx.now)
@@ -127,9 +136,13 @@ class Judge:
                 elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
                     problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
                 if problem is None:
-                    assert a.key is not None
+                    assert a.key is not None and verified is not None
                     if a.key.id not in signers:
                         signers[a.key.id] = _proof("commit-signature", a, oid)
+                    entry = (verified.kind, verified.key_id, verified.signing_key,
+                             verified.expires.timestamp() if verified.expires else None)
+                    if entry not in summary:
+                        summary[entry] = [*entry, verified.created.timestamp() if verified.created else None, oid]
                     continue
                 failed += 1
                 if len(findings) < MAX_SHOWN:
@@ -140,7 +153,32 @@ class Judge:
         if failed:
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
                               findings=tuple(findings), failed_count=failed)
+        if range_key is not None and checked:
+            self.signatures.remember_range(*range_key, [[checked], *summary.values()])
         return RuleResult(rule.name, True, f"{checked} new commit(s) signed by policy keys",
+                          proofs=tuple(signers.values()))
+
+    def _known_range(self, rule: Rule, new: str, base: str) -> RuleResult | None:
+        """The same range passed before under this keyring and policy: every commit's signature verified
+        then, so only whether those few signatures still count now is judged again (key expiry and
+        revocation, the policy's key expiry, the tier). None when that does not settle it."""
+        assert rule.tier is not None
+        summary = self.signatures.verified_range(new, base)
+        if not summary or len(summary[0]) != 1:
+            return None
+        signers: dict[str, Proof] = {}
+        try:
+            for kind, key_id, signing_key, expires, created, oid in summary[1:]:
+                verified = Verified(True, kind, key_id=key_id, signing_key=signing_key,
+                                    created=_from_ts(created), expires=_from_ts(expires))
+                a = assess(verified, self.policy, self.keyring, self.ctx.now)
+                if not a.valid or a.key is None or not self.policy.satisfies(a.key, rule.tier):
+                    return None  # judge commit by commit, so the findings name the commits
+                signers.setdefault(a.key.id, _proof("commit-signature", a, oid))
+        except (TypeError, ValueError):
+            return None
+        count = summary[0][0]
+        return RuleResult(rule.name, True, f"{count} new commit(s) signed by policy keys (verified before)",
                           proofs=tuple(signers.values()))
 
     # Step 3: step-up ----------------------------------------------------------------------
@@ -298,6 +336,10 @@ class _Paths:
                     return path
             self._source = None
         return None
+
+
+def _from_ts(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
 def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:

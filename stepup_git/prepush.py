@@ -49,7 +49,9 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
         if not updates:
             return 0
         pusher = os.environ.get("STEPUP_PUSHER") or repo.config("stepup.pusher")
-        session = Session.open(policy, repo, git_dir / "stepup")
+        from .hook import shared_cache_dir
+
+        session = Session.open(policy, repo, git_dir / "stepup", shared_dir=shared_cache_dir(os.environ))
         verdicts = session.judge(updates, now=datetime.now(UTC), pusher=pusher)
     except StepupError as exc:
         print(f"stepup-git (pre-push): cannot predict the server's verdict: {exc}", file=out)

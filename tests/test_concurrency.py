@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from support.keys import People, key_toml
 from support.repos import MakeClone, PushResult, Server
@@ -12,7 +13,8 @@ from support.repos import MakeClone, PushResult, Server
 PUSHES = 10
 
 
-def test_simultaneous_pushes_are_each_audited_once(people: People, server: Server, make_clone: MakeClone) -> None:
+def test_simultaneous_pushes_are_each_audited_once(people: People, server: Server, make_clone: MakeClone,
+                                                   tmp_path: Path) -> None:
     server.write_policy(f"""
 version = 1
 {key_toml(people.alice, "alice", "maintainer")}
@@ -23,7 +25,7 @@ require = "signed"
 tier = "maintainer"
 """, {"alice.asc": people.alice.export()})
     server.install()
-    assert not (server.path / "stepup" / "keyring").exists(), "the racing pushes build the keyring"
+    cache = tmp_path / "server-cache"  # the server user's cache: empty, so the racing pushes build the keyring
     workers = []
     for n in range(PUSHES):
         c = make_clone(server)
@@ -33,7 +35,7 @@ tier = "maintainer"
         workers.append(c)
 
     def push(n: int) -> PushResult:
-        return workers[n].push(f"HEAD:refs/heads/topic-{n}", pusher=f"dev{n}")
+        return workers[n].push(f"HEAD:refs/heads/topic-{n}", pusher=f"dev{n}", env={"XDG_CACHE_HOME": str(cache)})
 
     with ThreadPoolExecutor(max_workers=PUSHES) as pool:
         results = list(pool.map(push, range(PUSHES)))
@@ -53,5 +55,5 @@ tier = "maintainer"
                             capture_output=True, text=True, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.strip() == f"audit log intact: {PUSHES} records"
-    homes = [p for p in (server.path / "stepup" / "keyring").iterdir() if p.is_dir()]
-    assert len(homes) == 1, homes
+    homes = [p for p in (cache / "stepup-git" / "keyring").iterdir() if p.is_dir()]
+    assert len(homes) == 1, homes  # one home, built once, no half-built folder left behind

@@ -12,7 +12,7 @@ from support.keys import People
 from support.repos import signing_config
 
 from stepup_git.errors import GitError
-from stepup_git.gitrepo import Repo, Update, parse_updates, split_tag
+from stepup_git.gitrepo import Repo, Update, parse_updates, split_commit, split_tag
 
 Z40 = "0" * 40
 A40 = "a" * 40
@@ -402,3 +402,30 @@ def test_missing_object_is_a_git_error(work: Work) -> None:
 def test_opening_a_non_repository_is_a_git_error(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="cannot open the repository"):
         Repo(str(tmp_path))
+
+
+SIG = b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iHUEABYKAB0WIQ\n =abcd\n -----END PGP SIGNATURE-----\n"
+HEAD = (b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@b> 1 +0000\n"
+        b"committer A <a@b> 1 +0000\n")
+
+
+def test_split_commit_takes_the_gpgsig_header_out_of_the_payload() -> None:
+    signature, payload = split_commit(HEAD + SIG + b"\nmessage\n")
+    assert signature == b"-----BEGIN PGP SIGNATURE-----\n\niHUEABYKAB0WIQ\n=abcd\n-----END PGP SIGNATURE-----\n"
+    assert payload == HEAD + b"\nmessage\n"
+
+
+def test_split_commit_keeps_headers_after_the_signature() -> None:
+    raw = HEAD + SIG + b"mergetag object 1111111111111111111111111111111111111111\n type commit\n\nmsg\n"
+    signature, payload = split_commit(raw)
+    assert signature is not None
+    assert payload == HEAD + b"mergetag object 1111111111111111111111111111111111111111\n type commit\n\nmsg\n"
+
+
+def test_split_commit_two_signature_headers_make_no_signature() -> None:
+    assert split_commit(HEAD + SIG + SIG + b"\nmsg\n")[0] is None
+
+
+def test_split_commit_ignores_gpgsig_in_the_message() -> None:
+    raw = HEAD + b"\nmessage\ngpgsig not a header\n"
+    assert split_commit(raw) == (None, raw)
