@@ -349,12 +349,13 @@ class Repo:
 
     def added_commits(self, update: Update, base: str | None) -> Iterator[str]:
         """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref),
-        oldest first, streamed from ``git rev-list`` so that a push's size never grows this process."""
+        newest first, streamed from ``git rev-list`` so that a push's size never grows this process
+        (``--reverse`` would make git hold the whole list)."""
         new = self.peel_commit(update.new)
         if new is None:
             return
         request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in self._hide(base))]).encode()
-        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--reverse", "--stdin"], request,
+        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--stdin"], request,
                                  f"git rev-list for {update.ref}", sep=b"\n"):
             yield line.decode("ascii")
 
@@ -374,7 +375,7 @@ class Repo:
         request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in self._hide(base))]).encode()
         # each added commit against its first parent (a root commit against the empty tree)
         git = " ".join(GIT)
-        script = (f'{git} --git-dir "$1" rev-list --reverse --parents --stdin | cut -d" " -f1,2 | '
+        script = (f'{git} --git-dir "$1" rev-list --parents --stdin | cut -d" " -f1,2 | '
                   f'{git} --git-dir "$1" diff-tree --stdin -r -z --no-renames --root')
         yield from _diff_paths(self._stream(["sh", "-c", script, "sh", self.path], request,
                                             f"git diff-tree for {update.ref}", sep=b"\0"))

@@ -8,6 +8,7 @@ what was required, what was found and the fix (7); rendering is :mod:`stepup_git
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -120,7 +121,8 @@ class Judge:
         range_key = (tip, base_commit) if tip is not None and base_commit is not None else None
         if range_key is not None and (known := self._known_range(rule, *range_key)) is not None:
             return known
-        findings: list[Finding] = []
+        # git lists the newest commits first; the last failures seen are the oldest, shown oldest first
+        findings: deque[Finding] = deque(maxlen=MAX_SHOWN)
         failed = checked = 0
         signers: dict[str, Proof] = {}
         summary: dict[tuple[Any, ...], list[Any]] = {}
@@ -145,14 +147,13 @@ class Judge:
                         summary[entry] = [*entry, verified.created.timestamp() if verified.created else None, oid]
                     continue
                 failed += 1
-                if len(findings) < MAX_SHOWN:
-                    findings.append(Finding(
-                        update.ref, rule.name, f"commit {short(oid)}",
-                        required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
-                        found=problem, fix=_resign_fix(oid == tip, base, rule.tier)))
+                findings.append(Finding(
+                    update.ref, rule.name, f"commit {short(oid)}",
+                    required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
+                    found=problem, fix=_resign_fix(oid == tip, base, rule.tier)))
         if failed:
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
-                              findings=tuple(findings), failed_count=failed)
+                              findings=tuple(reversed(findings)), failed_count=failed)
         if range_key is not None and checked:
             self.signatures.remember_range(*range_key, [[checked], *summary.values()])
         return RuleResult(rule.name, True, f"{checked} new commit(s) signed by policy keys",

@@ -181,7 +181,7 @@ def test_added_commits_of_update_is_the_range(work: Work) -> None:
     a = work.commit("a")
     b, c, d = work.commit("b"), work.commit("c"), work.commit("d")
     repo = work.repo()
-    assert added(repo, a, d) == [b, c, d]
+    assert added(repo, a, d) == [d, c, b]  # newest first, as git rev-list gives them
     assert added(repo, c, d) == [d]
     assert added(repo, d, d) == []
     assert added(repo, d, None) == []
@@ -201,7 +201,7 @@ def test_added_commits_of_create_stop_at_merge_base(work: Work) -> None:
     work.git("checkout", "-q", "-b", "topic", a)
     c1, c2 = work.commit("c1"), work.commit("c2")
     work.git("checkout", "-q", "main")
-    assert added(work.repo(), None, c2) == [c1, c2]
+    assert added(work.repo(), None, c2) == [c2, c1]
 
 
 def test_added_commits_of_create_without_base_exclude_every_ref(work: Work) -> None:
@@ -215,9 +215,9 @@ def test_added_commits_of_create_without_base_exclude_every_ref(work: Work) -> N
     assert repo.base(Update(None, x, "refs/heads/new")) is None
     assert added(repo, None, x, "refs/heads/new") == [x]
     work.git("update-ref", "-d", "refs/heads/dev")
-    assert added(work.repo(), None, x, "refs/heads/new") == [b, x]  # the annotated tag still hides a
+    assert added(work.repo(), None, x, "refs/heads/new") == [x, b]  # the annotated tag still hides a
     work.git("tag", "-d", "v0")
-    assert added(work.repo(), None, x, "refs/heads/new") == [a, b, x]
+    assert added(work.repo(), None, x, "refs/heads/new") == [x, b, a]
 
 
 def test_added_commits_through_an_annotated_tag(work: Work) -> None:
@@ -322,7 +322,7 @@ def test_changed_paths_of_a_merge_use_the_union_rule(work: Work) -> None:
     merge = work.git("rev-parse", "HEAD")
     assert work.git("diff", "--name-only", main, merge) == "src/app.py"
     repo = work.repo()
-    assert added(repo, main, merge, "refs/heads/main") == [side, merge]
+    assert added(repo, main, merge, "refs/heads/main") == [merge, side]
     assert changed(repo, main, merge, "refs/heads/main") == {"src/app.py", "db/migrations/0003.sql"}
 
 

@@ -1,0 +1,64 @@
+"""A range whose every commit verified is judged again from its signatures, never trusted blindly."""
+
+from __future__ import annotations
+
+import sys
+
+from support import run
+from support.keys import People, key_toml
+from support.repos import Clone, Server
+
+
+def _check(clone: Clone, server: Server, old: str, new: str, ref: str, *extra: str) -> tuple[int, list[str]]:
+    proc = run([sys.executable, "-m", "stepup_git", "check", "--repo", str(clone.path), "--policy",
+                str(server.policy_path), *extra, old, new, ref], check=False)
+    assert "Traceback" not in proc.stderr
+    return proc.returncode, proc.stdout.splitlines()
+
+
+def _setup(people: People, server: Server, clone: Clone) -> tuple[str, str]:
+    server.write_policy(f"""
+version = 1
+{key_toml(people.alice, "alice", "maintainer", expires="2029-12-31")}
+[[rules]]
+name = "signed"
+refs = ["refs/heads/**"]
+require = "signed"
+tier = "maintainer"
+""", {"alice.asc": people.alice.export()})
+    server.install()
+    root = clone.commit("root", sign=people.alice)
+    assert clone.push("HEAD:main").ok
+    for n in range(5):
+        clone.write(f"f{n}.txt", f"{n}\n")
+        clone.commit(f"work {n}", sign=people.alice)
+    return root, clone.rev()
+
+
+def test_the_same_range_pushed_to_another_branch_is_judged_from_its_signatures(
+        people: People, server: Server, clone: Clone) -> None:
+    root, tip = _setup(people, server, clone)
+    first = clone.push("HEAD:refs/heads/release")
+    assert first.ok, first
+    assert server.audit_records()[-1]["rules"][0]["reason"] == "5 new commit(s) signed by policy keys"
+    again = clone.push("HEAD:main")
+    assert again.ok, again
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"]) == ("update", root, tip)
+    assert record["rules"][0]["reason"] == "5 new commit(s) signed by policy keys (verified before)"
+    assert record["rules"][0]["proofs"][0]["owner"] == "alice"
+
+
+def test_a_key_that_stopped_counting_sends_the_range_back_to_commit_by_commit(
+        people: People, server: Server, clone: Clone) -> None:
+    root, tip = _setup(people, server, clone)
+    code, out = _check(clone, server, root, tip, "refs/heads/main")
+    assert code == 0, out
+    code, out = _check(clone, server, root, tip, "refs/heads/main")
+    assert (code, out[-1]) == (0, "  pass  signed: 5 new commit(s) signed by policy keys (verified before)")
+    code, out = _check(clone, server, root, tip, "refs/heads/main", "--now", "2030-01-02T00:00:00Z")
+    assert code == 1, out
+    assert out[0] == "stepup-git: would be rejected: 1 of 1 update(s) fail the policy"
+    assert out[1].startswith('refs/heads/main: rule "signed" failed for commit ')
+    assert "the policy stopped honouring the key after 2029-12-31" in out[3]
+    assert out[-1] == "  FAIL  signed: 5 of 5 new commit(s) not signed as required"
