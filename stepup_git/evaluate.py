@@ -44,7 +44,6 @@ class Signatures:
         self.verifier = verifier
         self.store = store
         self._memo: OrderedDict[str, Verified] = OrderedDict()
-        self.verified_count = 0
 
     def verified(self, obj: SignedObject) -> Verified | None:
         return self.verified_many([obj.oid], lambda oids: [obj])[0]
@@ -85,7 +84,6 @@ class Signatures:
                 results[i] = verified
                 if store is not None:
                     store.put(obj.oid, verified)
-            self.verified_count += len(todo)
         for oid, result in zip(oids, results, strict=True):
             if result is not None:
                 self._memo[oid] = result

@@ -77,11 +77,6 @@ def uses_dot_d(layout: str) -> bool:
     return layout in ("gitea", "gitlab")
 
 
-def is_shared(layout: str, *, hooks_path: str | None = None) -> bool:
-    """True when one launcher file serves many repositories (gitolite, or plain with core.hooksPath)."""
-    return layout == "gitolite" or (layout == "plain" and bool(hooks_path))
-
-
 def gitolite_local_code(env: Mapping[str, str] | None = None) -> Path:
     """``$LOCAL_CODE`` of the gitolite whose ``~/.gitolite.rc`` lives in ``env['HOME']``."""
     env = dict(os.environ if env is None else env)

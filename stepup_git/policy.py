@@ -510,7 +510,3 @@ def _rules(
                         f"but the policy lists {len(eligible)} such key(s): it can never pass")
         rules.append(rule)
     return tuple(rules)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -293,10 +293,6 @@ def test_layout_paths(tmp_path: Path) -> None:
     assert layouts.hooks_dir_for("plain", git_dir, hooks_path="shared-hooks") == git_dir / "shared-hooks"
     assert layouts.hook_file_for("gitea", git_dir) == git_dir / "hooks" / "pre-receive.d" / "stepup-git"
     assert layouts.hook_file_for("gitlab", git_dir) == git_dir / "custom_hooks" / "pre-receive.d" / "stepup-git"
-    assert layouts.is_shared("plain", hooks_path="/srv/git-hooks")
-    assert not layouts.is_shared("plain")
-    assert layouts.is_shared("gitolite")
-    assert not layouts.is_shared("gitea") and not layouts.is_shared("gitlab")
     assert [layout for layout in layouts.LAYOUTS if layouts.uses_dot_d(layout)] == ["gitea", "gitlab"]
     with pytest.raises(UsageError, match=r"^unknown layout 'gerrit'; use one of plain, gitolite, gitea, gitlab$"):
         layouts.hooks_dir_for("gerrit", git_dir)
