@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build
 from report import Push, Results, Samples, machine_facts, report, write_readme
+
+import build
 
 BENCH = Path(__file__).resolve().parent
 CLASSIC = BENCH / "classic-pre-receive"

@@ -544,13 +544,18 @@ def path_without_gpg(folder: Path) -> str:
     return str(folder)
 
 
+def no_gpg(tmp_path: Path) -> dict[str, str]:
+    """A PATH without gpg, and an empty server cache, so the keyring must really be built with gpg."""
+    return {"PATH": path_without_gpg(tmp_path / "bin"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
 def test_missing_gpg_rejects_with_one_line(
     people: People, server: Server, clone: Clone, tmp_path: Path
 ) -> None:
     """Without gpg on the server's PATH a push that needs a signature check is refused, and says
     why; the same input passes once gpg is found."""
     rewind = rewind_with_signed_tip(server, clone, people)
-    code, lines, out = run_hook(server, rewind, env={"PATH": path_without_gpg(tmp_path / "bin"), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    code, lines, out = run_hook(server, rewind, env=no_gpg(tmp_path))
     assert (code, out) == (1, "")
     assert lines == ["stepup-git: push rejected: gpg is not installed on the server (install gnupg)"]
     assert server.audit_records() == []
@@ -569,7 +574,7 @@ def test_missing_gpg_in_audit_mode_warns_and_accepts(
     """SPEC §6: an internal error rejects the push except in audit mode, where it warns and accepts
     (a policy that cannot be loaded is the one error that rejects in every mode, SPEC §3)."""
     rewind = rewind_with_signed_tip(server, clone, people, mode="audit")
-    code, lines, out = run_hook(server, rewind, env={"PATH": path_without_gpg(tmp_path / "bin"), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    code, lines, out = run_hook(server, rewind, env=no_gpg(tmp_path))
     assert (lines, out) == (
         [
             "stepup-git: WARNING (audit mode): gpg is not installed on the server (install gnupg); "

@@ -12,7 +12,6 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from support import isolated_env, run
 from support.keys import Gpg, Key, People, key_toml
 from support.repos import Clone, PushResult, Server, Signer, signing_config

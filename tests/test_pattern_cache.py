@@ -91,8 +91,8 @@ def test_random_pattern_sets_agree_with_pathspec() -> None:
 
     pool = ["db/", "!db/seed/", "*.sql", "!*.md", "infra/**", "!infra/docs/**", "docs/", "/root.txt", "**/k8s/",
             "a/**/b", "!a/x/b", "*.tf", "!keep.tf", "build", "dir/sub/", "!dir/sub/f"]
-    paths = PATHS + ["db/seed/a.sql", "db/a.md", "a/b", "a/x/b", "a/y/z/b", "k8s/x.yml", "x/k8s/y",
-                     "infra/docs/keep.tf", "keep.tf", "root.txt", "z/root.txt"]
+    paths = [*PATHS, "db/seed/a.sql", "db/a.md", "a/b", "a/x/b", "a/y/z/b", "k8s/x.yml", "x/k8s/y",
+             "infra/docs/keep.tf", "keep.tf", "root.txt", "z/root.txt"]
     rng = random.Random(20261124)
     for _ in range(300):
         texts = rng.sample(pool, rng.randint(1, 6))
