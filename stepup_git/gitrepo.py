@@ -377,7 +377,7 @@ class Repo:
         git = " ".join(GIT)
         script = (f'{git} --git-dir "$1" rev-list --parents --stdin | cut -d" " -f1,2 | '
                   f'{git} --git-dir "$1" diff-tree --stdin -r -z --no-renames --root')
-        yield from _diff_paths(self._stream(["sh", "-c", script, "sh", self.path], request,
+        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path], request,
                                             f"git diff-tree for {update.ref}", sep=b"\0"))
 
     def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
