@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from .errors import StepupError
+from .errors import PolicyError, StepupError
 
 PREFIX = "stepup-git"
 CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
@@ -69,6 +69,9 @@ def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: 
         return _run(raw, env, out, state, launcher)
     except _Deadline:
         return _fail(out, state["mode"], "the policy check did not finish in time")
+    except PolicyError as exc:  # the hook cannot know what to protect: rejected whatever the mode
+        more = len(exc.problems) - 1
+        return _fail(out, "enforce", str(exc) + (f" (and {more} more problem(s))" if more > 0 else ""))
     except StepupError as exc:
         return _fail(out, state["mode"], str(exc))
     except Exception as exc:  # fail closed on anything unforeseen, without a traceback
@@ -92,7 +95,7 @@ def _fail(out: TextIO, mode: str, reason: str) -> int:
 
 def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], launcher: Path | None) -> int:
     from . import policy as policy_mod
-    from .errors import GitError, PolicyError
+    from .errors import GitError
     from .gitrepo import Repo, parse_updates
 
     try:
