@@ -18,7 +18,7 @@ for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
     --demo) demo=1 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$arg") ;;
   esac
 done
