@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .errors import StepupError, UsageError
 
 if TYPE_CHECKING:
-    from .gitrepo import Repo
+    from .gitrepo import Repo, Update
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,20 +165,20 @@ def _head_ref(repo: Repo) -> str:
     return target
 
 
-def _judge_one(args: argparse.Namespace, update: object, *, certificate_file: Path | None = None,
-               repo: object = None) -> int:
+def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Path | None = None,
+               repo: Repo | None = None) -> int:
     from . import policy as policy_mod
     from .evaluate import Session
     from .findings import iso, render
     from .gitrepo import Repo
 
     repo = repo or Repo(str(args.repo))
-    if update.old is None:  # type: ignore[attr-defined]
-        repo.pretend_absent(update.ref)  # type: ignore[attr-defined]
-    git_dir = Path(repo.path)  # type: ignore[attr-defined]
+    if update.old is None:
+        repo.pretend_absent(update.ref)
+    git_dir = Path(repo.path)
     policy_file = args.policy
     if policy_file is None:
-        configured = repo.config("stepup.policy")  # type: ignore[attr-defined]
+        configured = repo.config("stepup.policy")
         if not configured:
             raise UsageError("no --policy given and the repository has no stepup.policy configured")
         policy_file = Path(configured) if Path(configured).is_absolute() else git_dir / configured
@@ -186,14 +186,14 @@ def _judge_one(args: argparse.Namespace, update: object, *, certificate_file: Pa
     now = _parse_now(args.now) if args.now else datetime.now(UTC)
     from .hook import shared_cache_dir
 
-    session = Session.open(policy, repo, git_dir / "stepup",  # type: ignore[arg-type]
+    session = Session.open(policy, repo, git_dir / "stepup",
                            shared_dir=shared_cache_dir(os.environ))
     certificate = None
     if certificate_file is not None:
         from .pushcert import from_file
 
         certificate = from_file(certificate_file, session)
-    verdicts = session.judge([update], now=now, pusher=args.pusher, push_cert=certificate)  # type: ignore[list-item]
+    verdicts = session.judge([update], now=now, pusher=args.pusher, push_cert=certificate)
     allowed = all(v.allowed for v in verdicts)
     if args.json:
         out = [{"ref": v.update.ref, "old": v.update.old, "new": v.update.new, "action": v.action,

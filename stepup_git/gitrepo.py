@@ -106,6 +106,7 @@ class Repo:
                 self._env.pop(name, None)
         self._batch: subprocess.Popen[bytes] | None = None
         self._config: dict[str, str] | None = None
+        self._ref_commits: list[str] | None = None  # refs do not move while a push is judged
         if not os.path.isdir(path or "."):
             raise GitError(f"cannot open the repository {path}: no such directory")
         try:
@@ -281,6 +282,7 @@ class Repo:
         """Judge a create of ``ref`` outside a push (``check``, ``verify``): in a clone the branch, and
         its remote-tracking twin, usually exist already, but on the server they do not yet."""
         self.absent.add(ref)
+        self._ref_commits = None
         if ref.startswith("refs/heads/"):
             for remote in {"origin", self.remote or "origin"}:
                 self.absent.add(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")
@@ -301,7 +303,12 @@ class Repo:
         return found[0] if found else None
 
     def ref_commits(self) -> list[str]:
-        """The commits that the repository's refs lead to (non-commits skipped)."""
+        """The commits that the repository's refs lead to (non-commits skipped), listed once."""
+        if self._ref_commits is None:
+            self._ref_commits = self._list_ref_commits()
+        return self._ref_commits
+
+    def _list_ref_commits(self) -> list[str]:
         prefix = f"refs/remotes/{self.remote}/" if self.remote else "refs/"
         _, out = self._git("for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) "
                            "%(refname)", prefix)

@@ -127,10 +127,13 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
 
     from .evaluate import Session, audit_record
     from .findings import render
-    from .pushcert import from_environment
 
     session = Session.open(policy, repo, state_dir, shared_dir=shared)
-    certificate = from_environment(env, session, now)
+    certificate = None
+    if env.get("GIT_PUSH_CERT", "").strip():  # only signed pushes load the certificate machinery
+        from .pushcert import from_environment
+
+        certificate = from_environment(env, session, now)
     verdicts = session.judge(updates, now=now, pusher=pusher, push_cert=certificate)
     if policy.settings.break_glass is not None:
         from .breakglass import apply
