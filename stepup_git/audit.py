@@ -8,23 +8,28 @@ removed from the end, or the whole log, are detected too. Writers hold ``flock``
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import fnmatch
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from stepup_git.errors import AuditError, UsageError
 
+from .lean import sha256
+from .record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    Record = dict[str, Any]
+
 GENESIS = "0" * 64
-Record = dict[str, Any]
 
 
 def canonical(record: Mapping[str, object]) -> bytes:
@@ -35,7 +40,7 @@ def canonical(record: Mapping[str, object]) -> bytes:
 
 def record_hash(record_without_hash: Mapping[str, object]) -> str:
     """SHA-256 hex digest of the canonical JSON of a record that has no ``hash`` key."""
-    return hashlib.sha256(canonical(record_without_hash)).hexdigest()
+    return sha256(canonical(record_without_hash)).hexdigest()
 
 
 def _no_constant(name: str) -> object:
@@ -51,7 +56,7 @@ def _beside(log_path: Path, suffix: str) -> Path:
     return log_path.with_name(log_path.name + suffix)
 
 
-@dataclass(frozen=True)
+@record
 class _Head:
     hash: str
     count: int
@@ -180,7 +185,7 @@ def _to_syslog(records: Iterable[Record]) -> None:
         pass
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     """What ``verify`` found. ``count``: intact records before the first problem (all when
     ``ok``); ``line``: the 1-based first bad line, None for a problem at the end of the log."""

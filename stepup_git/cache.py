@@ -8,13 +8,16 @@ going wrong with the cache file disables the cache for the push; it never decide
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from .lean import sha256
 from .signatures import Verified
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLUSH_EVERY = 2000
 BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
@@ -116,7 +119,7 @@ class SqliteStore:
 
 
 def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> SqliteStore:
-    context = hashlib.sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
+    context = sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
     return SqliteStore(state_dir / "verified.sqlite", context)
 
 

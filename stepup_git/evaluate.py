@@ -7,34 +7,24 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
 
 from .errors import PolicyError
 from .findings import Verdict, iso
 from .gitrepo import Repo, SignedObject, Update
-from .judge import CertificateProof, Context, Judge
+from .judge import Context, Judge
 from .keyring import Keyring, keyring_problems
 from .policy import Policy
 from .signatures import Verified, Verifier
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .protocols import CertificateProof, VerificationStore
+
 MEMO_LIMIT = 4096
-
-
-class VerificationStore(Protocol):
-    """A persistent cache of verifications, keyed by object id under one keyring and policy."""
-
-    def get_many(self, oids: Sequence[str]) -> dict[str, Verified]: ...
-
-    def put(self, oid: str, verified: Verified) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def get_range(self, new: str, base: str) -> list[list[Any]] | None: ...
-
-    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None: ...
 
 
 class Signatures:
@@ -92,15 +82,16 @@ class Signatures:
         return results
 
 
-@dataclass
 class Session:
     """Everything needed to judge updates in one repository under one policy."""
 
-    policy: Policy
-    repo: Repo
-    keyring: Keyring
-    signatures: Signatures
-    state_dir: Path
+    def __init__(self, policy: Policy, repo: Repo, keyring: Keyring, signatures: Signatures,
+                 state_dir: Path) -> None:
+        self.policy = policy
+        self.repo = repo
+        self.keyring = keyring
+        self.signatures = signatures
+        self.state_dir = state_dir
 
     @classmethod
     def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, cache: bool = True,

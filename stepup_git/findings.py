@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from .gitrepo import Update
+from .record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_SHOWN = 5  # findings printed per rule; the rest are counted
 
 
-@dataclass(frozen=True)
+@record
 class Proof:
     """A proof that counted (or was offered) for a rule: who, with which key, made when."""
 
@@ -28,7 +31,7 @@ class Proof:
                 "signed_at": iso(self.signed_at), "object": self.object}
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """Why a rule failed for one object: what was required, what was found, and the fix."""
 
@@ -44,7 +47,7 @@ class Finding:
                 "found": self.found, "fix": self.fix}
 
 
-@dataclass(frozen=True)
+@record
 class RuleResult:
     rule: str
     passed: bool
@@ -62,7 +65,7 @@ class RuleResult:
         return out
 
 
-@dataclass(frozen=True)
+@record
 class BreakGlass:
     """An emergency override of failing rules by a signed push (see :mod:`stepup_git.breakglass`)."""
 
@@ -73,7 +76,7 @@ class BreakGlass:
         return {"reason": self.reason, **self.proof.to_json()}
 
 
-@dataclass(frozen=True)
+@record
 class Verdict:
     """The judgement of one update."""
 
@@ -81,7 +84,7 @@ class Verdict:
     action: str
     results: tuple[RuleResult, ...] = ()
     error: str | None = None  # the update could not be judged (fails closed)
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
     break_glass: BreakGlass | None = None
 
     @property

@@ -15,10 +15,10 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GitError
+from .record import record
 
 EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
               64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
@@ -35,7 +35,7 @@ _SIG_MARKERS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE----
                 b"-----BEGIN SIGNED MESSAGE-----")
 
 
-@dataclass(frozen=True)
+@record
 class Update:
     """One line of the hook's input: ``<old> <new> <ref>``; ``None`` stands for the zero id."""
 
@@ -49,7 +49,7 @@ class Update:
         return f"{self.old or zero} {self.new or zero} {self.ref}"
 
 
-@dataclass(frozen=True)
+@record
 class SignedObject:
     """An object's signature and the exact bytes it signs (``signature`` is None when unsigned)."""
 

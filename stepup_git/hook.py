@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
 
 from .errors import PolicyError, StepupError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 PREFIX = "stepup-git"
 CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook

@@ -9,43 +9,25 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 from .errors import StepupError
 from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
-from .gitrepo import Repo, SignedObject, Update
+from .gitrepo import Repo, Update
 from .keyring import Keyring
 from .policy import Key, Policy, Rule
+from .record import record, replace
 from .signatures import Assessment, Verified, assess
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-class SignatureSource(Protocol):
-    """Gives the verification of an object's signature (cached or fresh); None when unsigned."""
-
-    def verified(self, obj: SignedObject) -> Verified | None: ...
-
-    def verified_many(self, oids: Sequence[str],
-                      load: Callable[[Sequence[str]], list[SignedObject | None]]) -> list[Verified | None]: ...
-
-    def verified_range(self, new: str, base: str) -> list[list[Any]] | None: ...
-
-    def remember_range(self, new: str, base: str, summary: list[list[Any]]) -> None: ...
+    from .protocols import CertificateProof, SignatureSource
 
 
-class CertificateProof(Protocol):
-    """A push certificate as a proof source (SPEC §5.2)."""
-
-    blob_id: str
-
-    def prove(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
-        """(the signer's assessment when the certificate proves this update, else None; a description)."""
-        ...
-
-
-@dataclass(frozen=True)
+@record
 class Context:
     now: datetime
     pusher: str | None

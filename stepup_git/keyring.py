@@ -7,33 +7,31 @@ The server user's own ``~/.gnupg`` is never consulted: the policy, not the web o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import PolicyError, SignatureError
+from .lean import sha256
 from .policy import Policy
+from .record import record
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp")
 GPG_CONF = "trust-model always\nno-autostart\nno-auto-key-retrieve\n"
 _FORMAT = "1"  # bump when the cached listing changes shape
 
 
-@dataclass(frozen=True)
+@record
 class SubKey:
     fingerprint: str
     expires: datetime | None
     revoked: bool
 
 
-@dataclass(frozen=True)
+@record
 class KeyInfo:
     """What GnuPG says of one primary key in the keyring."""
 
@@ -99,7 +97,7 @@ class Keyring:
         """An allowed-signers file for the policy's SSH keys (principal = a name derived from the key)."""
         lines = [f'{ssh_principal(k.id)} namespaces="git" {k.ssh}\n' for k in policy.keys if k.ssh]
         content = "".join(lines)
-        path = state_dir / "keyring" / f"allowed_signers-{hashlib.sha256(content.encode()).hexdigest()[:20]}"
+        path = state_dir / "keyring" / f"allowed_signers-{sha256(content.encode()).hexdigest()[:20]}"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}")
@@ -109,7 +107,7 @@ class Keyring:
 
 
 def ssh_principal(key_id: str) -> str:
-    return "key-" + hashlib.sha256(key_id.encode()).hexdigest()[:32]
+    return "key-" + sha256(key_id.encode()).hexdigest()[:32]
 
 
 def keyring_files(folder: Path) -> list[Path]:
@@ -122,13 +120,15 @@ def keyring_files(folder: Path) -> list[Path]:
 
 
 def folder_digest(files: list[Path]) -> str:
-    h = hashlib.sha256(_FORMAT.encode())
+    h = sha256(_FORMAT.encode())
     for path in files:
-        h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        h.update(path.name.encode() + b"\0" + sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
 def run_gpg(home: Path, args: list[str], *, timeout: float = 30, stdin: bytes | None = None) -> str:
+    import shutil
+
     gpg = shutil.which("gpg")
     if gpg is None:
         raise SignatureError("gpg is not installed on the server (install gnupg)")
@@ -143,6 +143,9 @@ def run_gpg(home: Path, args: list[str], *, timeout: float = 30, stdin: bytes | 
 
 
 def _build(home: Path, files: list[Path], digest: str) -> None:
+    import shutil
+    import tempfile
+
     home.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=home.parent))
     try:
@@ -172,6 +175,8 @@ def _build(home: Path, files: list[Path], digest: str) -> None:
 
 def _prune(base: Path, keep: Path) -> None:
     """Remove homes of earlier keyring contents unused for a day (a running push may still use one)."""
+    import shutil
+
     cutoff = time.time() - 86400
     for entry in base.iterdir():
         if entry != keep and entry.is_dir() and entry.stat().st_mtime < cutoff:

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class RefPattern:
-    text: str
-    regex: re.Pattern[str] = field(compare=False)
+class _Compiled:
+    """A pattern equal to another when their texts are; the compiled form is derived from the text."""
+
+    __slots__ = ()
+
+    def _key(self) -> object:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Compiled) and other.__class__ is self.__class__ and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._key()!r})"
+
+
+class RefPattern(_Compiled):
+    __slots__ = ("regex", "text")
+
+    def __init__(self, text: str, regex: re.Pattern[str]) -> None:
+        self.text = text
+        self.regex = regex
+
+    def _key(self) -> object:
+        return self.text
 
     @classmethod
     def compile(cls, text: str) -> RefPattern:
@@ -36,8 +61,7 @@ class RefPattern:
 DIR_MARK = "ps_d"  # the group pathspec's gitignore regexes use to mark a directory match
 
 
-@dataclass(frozen=True)
-class PathPatterns:
+class PathPatterns(_Compiled):
     """gitignore-style patterns; exact-case, byte-exact after UTF-8 decoding.
 
     pathspec turns each pattern into a regular expression once; those are kept (``compiled``), and a
@@ -46,8 +70,14 @@ class PathPatterns:
     decides; when only directory patterns match (their ``ps_d`` group), the last of those decides.
     """
 
-    texts: tuple[str, ...]
-    compiled: tuple[tuple[re.Pattern[str], bool], ...] = field(compare=False)
+    __slots__ = ("compiled", "texts")
+
+    def __init__(self, texts: tuple[str, ...], compiled: tuple[tuple[re.Pattern[str], bool], ...]) -> None:
+        self.texts = texts
+        self.compiled = compiled
+
+    def _key(self) -> object:
+        return self.texts
 
     @classmethod
     def compile(cls, texts: Iterable[str], cached: list[list[Any]] | None = None) -> PathPatterns:

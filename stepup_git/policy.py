@@ -7,20 +7,21 @@ on them later.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from .errors import PolicyError
+from .lean import b64decode, b64encode, sha256
 from .patterns import PathPatterns, RefPattern
+from .record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ACTIONS = ("create", "update", "force-push", "delete")
 REQUIRES = ("signed", "step-up", "signed-tag", "deny")
@@ -50,7 +51,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 
 
-@dataclass(frozen=True)
+@record
 class Key:
     """A policy key: an OpenPGP primary fingerprint or an SSH public key, with its owner and tier."""
 
@@ -75,7 +76,7 @@ class Key:
         return self.expires is None or day <= self.expires
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     name: str
     refs: tuple[RefPattern, ...]
@@ -94,7 +95,7 @@ class Rule:
         return any(p.matches(ref) for p in self.refs)
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     mode: str
     fresh_within: timedelta
@@ -107,7 +108,7 @@ class Settings:
     syslog: bool = False  # also send a summary of each audit record to syslog
 
 
-@dataclass(frozen=True)
+@record
 class Policy:
     path: Path
     digest: str
@@ -153,13 +154,13 @@ def parse_ssh_key(text: str) -> tuple[str, str]:
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
         raise ValueError(f"malformed SSH public key {text[:40]!r}: expected \"ssh-ed25519 AAAA... [comment]\"")
     try:
-        blob = base64.b64decode(parts[1], validate=True)
+        blob = b64decode(parts[1])
     except ValueError:
         raise ValueError("malformed SSH public key: the key data is not base64") from None
     n = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
     if blob[4 : 4 + n] != parts[0].encode():
         raise ValueError(f"malformed SSH public key: the key data is not a {parts[0]} key")
-    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    digest = b64encode(sha256(blob).digest()).rstrip("=")
     return f"{parts[0]} {parts[1]}", f"SHA256:{digest}"
 
 
@@ -203,13 +204,11 @@ class _Lines:
 
 
 class _Loader:
-    def __init__(self, path: Path, text: str, patterns: dict[str, list[list[Any]]] | None = None) -> None:
+    def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.patterns = patterns  # compiled path patterns from an earlier load of the same policy
         self.lines = _Lines(text)
         self.problems: list[str] = []
         self.warnings: list[str] = []
-        self.patterns_changed = False
 
     def error(self, line: int, message: str) -> None:
         self.problems.append(f"{self.path}:{line}: {message}")
@@ -280,21 +279,41 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def load(path: str | Path, *, cache_dir: Path | None = None) -> Policy:
     """Read and validate a policy file; raise :class:`PolicyError` listing every problem.
 
-    With ``cache_dir``, the regular expressions compiled from path patterns are kept there per policy
-    content, so later loads of the same policy skip pathspec (the hook's start-up path)."""
-    policy, problems, _ = load_with_warnings(path, cache_dir=cache_dir)
+    With ``cache_dir``, the validated policy is kept there as a snapshot per policy content and path,
+    and later loads of the same policy read the snapshot: the hook's start-up path then needs neither
+    the TOML parser nor pathspec (see bench/README.md)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError([f"{path}: cannot read the policy: {exc.strerror or exc}"]) from None
+    snapshot = None
+    if cache_dir is not None:
+        name = sha256(raw + b"\0" + os.fsencode(path.absolute())).hexdigest()[:32]
+        snapshot = cache_dir / f"policy-{name}.json"
+        if (policy := _thaw(snapshot, path, sha256(raw).hexdigest())) is not None:
+            return policy
+    policy, problems, _ = _load_bytes(path, raw)
     if policy is None:
         raise PolicyError(problems)
+    if snapshot is not None:
+        _write_snapshot(snapshot, policy)
     return policy
 
 
-def load_with_warnings(path: str | Path, *, cache_dir: Path | None = None
-                       ) -> tuple[Policy | None, list[str], list[str]]:
+def load_with_warnings(path: str | Path) -> tuple[Policy | None, list[str], list[str]]:
+    """(the policy or None, its problems, its warnings), from the file itself."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return None, [f"{path}: cannot read the policy: {exc.strerror or exc}"], []
+    return _load_bytes(path, raw)
+
+
+def _load_bytes(path: Path, raw: bytes) -> tuple[Policy | None, list[str], list[str]]:
+    import tomllib
+
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -308,32 +327,72 @@ def load_with_warnings(path: str | Path, *, cache_dir: Path | None = None
         line = int(m.group(1)) if m else max(1, len(text.splitlines()))
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         return None, [f"{path}:{line}: TOML syntax error: {message}"], []
-    digest = hashlib.sha256(raw).hexdigest()
-    cache = cache_dir / f"policy-{digest[:24]}.patterns.json" if cache_dir is not None else None
-    loader = _Loader(path, text, _read_cache(cache) if cache is not None else None)
-    policy = _build(loader, path, digest, data)
+    loader = _Loader(path, text)
+    policy = _build(loader, path, sha256(raw).hexdigest(), data)
     if loader.problems:
         return None, sorted(loader.problems, key=_line_of), loader.warnings
-    if cache is not None and loader.patterns_changed and loader.patterns is not None:
-        _write_cache(cache, loader.patterns)
     return policy, [], loader.warnings
 
 
-def _read_cache(path: Path) -> dict[str, list[list[Any]]]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+# -- snapshots: a validated policy as plain JSON ---------------------------------------------------
+
+SNAPSHOT_FORMAT = 1
 
 
-def _write_cache(path: Path, patterns: dict[str, list[list[Any]]]) -> None:
-    """Best effort: a cache that cannot be written only costs the next push pathspec's import."""
+def _freeze(policy: Policy) -> dict[str, Any]:
+    s = policy.settings
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "path": str(policy.path),
+        "digest": policy.digest,
+        "tiers": list(policy.tiers),
+        "settings": [s.mode, s.fresh_within.total_seconds(), s.clock_skew.total_seconds(), str(s.keyring),
+                     str(s.audit_log) if s.audit_log else None, list(s.pusher_env), s.timeout.total_seconds(),
+                     s.break_glass, s.syslog],
+        "keys": [[k.id, k.owner, k.tier, k.line, k.fingerprint, k.ssh, k.expires.isoformat() if k.expires else None]
+                 for k in policy.keys],
+        "rules": [[r.name, [[p.text, p.regex.pattern] for p in r.refs], sorted(r.on),
+                   [list(r.paths.texts), r.paths.to_cache()] if r.paths else None, r.require, r.tier,
+                   r.fresh_within.total_seconds(), list(r.proofs), r.signers, r.bind_pusher, r.line,
+                   r.fresh_explicit] for r in policy.rules],
+    }
+
+
+def _thaw(snapshot: Path, path: Path, digest: str) -> Policy | None:
+    """The policy a snapshot holds, or None when there is none for exactly this content and path (or
+    it cannot be read: the policy is then loaded from its file)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(patterns))
-        os.replace(tmp, path)
+        data = json.loads(snapshot.read_bytes())
+        if data["format"] != SNAPSHOT_FORMAT or data["digest"] != digest or data["path"] != str(path):
+            return None
+        mode, fresh, skew, keyring, audit_log, pusher_env, timeout, break_glass, syslog = data["settings"]
+        settings = Settings(mode=mode, fresh_within=timedelta(seconds=fresh), clock_skew=timedelta(seconds=skew),
+                            keyring=Path(keyring), audit_log=Path(audit_log) if audit_log else None,
+                            pusher_env=tuple(pusher_env), timeout=timedelta(seconds=timeout),
+                            break_glass=break_glass, syslog=syslog)
+        keys = tuple(Key(id=kid, owner=owner, tier=tier, line=line, fingerprint=fpr, ssh=ssh,
+                         expires=date.fromisoformat(expires) if expires else None)
+                     for kid, owner, tier, line, fpr, ssh, expires in data["keys"])
+        rules = tuple(
+            Rule(name=name, refs=tuple(RefPattern(text, re.compile(regex)) for text, regex in refs), on=frozenset(on),
+                 paths=PathPatterns.compile(paths[0], paths[1]) if paths else None, require=require, tier=tier,
+                 fresh_within=timedelta(seconds=fresh_within), proofs=tuple(proofs), signers=signers,
+                 bind_pusher=bind, line=line, fresh_explicit=explicit)
+            for name, refs, on, paths, require, tier, fresh_within, proofs, signers, bind, line, explicit
+            in data["rules"])
+        return Policy(path=path, digest=digest, settings=settings, tiers=tuple(data["tiers"]), keys=keys,
+                      rules=rules)
+    except (OSError, ValueError, KeyError, TypeError, re.error):
+        return None
+
+
+def _write_snapshot(snapshot: Path, policy: Policy) -> None:
+    """Best effort: a snapshot that cannot be written only costs the next push a full load."""
+    try:
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(_freeze(policy)))
+        os.replace(tmp, snapshot)
     except OSError:
         pass
 
@@ -475,12 +534,7 @@ def _rules(
         paths = None
         if (path_texts := ld.string_list(entry, "paths", "rules", i)) is not None:
             try:
-                key = json.dumps(path_texts)
-                cached = ld.patterns.get(key) if ld.patterns is not None else None
-                paths = PathPatterns.compile(path_texts, cached)
-                if ld.patterns is not None and cached is None:
-                    ld.patterns[key] = paths.to_cache()
-                    ld.patterns_changed = True
+                paths = PathPatterns.compile(path_texts)
             except ValueError as exc:
                 ld.error(ld.lines.of("rules", i, "paths"), str(exc))
         fresh = ld.take(entry, "fresh_within", str, "rules", i, default=settings.fresh_within, convert=parse_duration)

@@ -14,9 +14,12 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from .errors import StepupError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 ZERO = {"0" * 40, "0" * 64}
 

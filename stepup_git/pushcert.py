@@ -14,16 +14,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import StepupError
 from .findings import Verdict, age
 from .gitrepo import Update, split_tag
+from .record import record
 from .signatures import Assessment, assess
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .evaluate import Session
 
@@ -31,7 +31,7 @@ _UPDATE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (
 _HEADERS = ("pusher", "pushee", "nonce", "push-option")
 
 
-@dataclass(frozen=True)
+@record
 class Certificate:
     version: str
     pusher: str

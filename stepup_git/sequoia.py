@@ -12,9 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from .keyring import Keyring
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Answer = tuple[str, Any] | None
 
 
 def load(keyring: Keyring) -> SequoiaVerifier | None:
@@ -29,7 +34,6 @@ def load(keyring: Keyring) -> SequoiaVerifier | None:
     return SequoiaVerifier(pysequoia, keyring)
 
 
-Answer = tuple[str, Any] | None
 PARALLEL_MIN = 512  # below this many signatures, forking workers costs more than it saves
 _ACTIVE: SequoiaVerifier | None = None  # the verifier forked workers inherit
 

@@ -8,25 +8,26 @@ every verifier gives the same verdict.
 
 from __future__ import annotations
 
-import base64
 import os
-import shutil
 import subprocess
-import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from .errors import SignatureError
 from .keyring import Keyring, ssh_principal
+from .lean import b64decode, b64encode
 from .policy import Key, Policy, parse_ssh_key
+from .record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PGP_MARK = b"-----BEGIN PGP SIGNATURE-----"
 SSH_MARK = b"-----BEGIN SSH SIGNATURE-----"
 
 
-@dataclass(frozen=True)
+@record
 class Verified:
     """The cryptographic outcome of one signature over one payload."""
 
@@ -52,7 +53,7 @@ class Verified:
                    created=ts["created"], expires=ts["expires"], problem=d.get("problem"))
 
 
-@dataclass(frozen=True)
+@record
 class Assessment:
     """Whether a signature counts under the policy, and how to describe what was found."""
 
@@ -123,6 +124,9 @@ class Verifier:
         return self._gnupg(signature, payload)
 
     def _gnupg(self, signature: bytes, payload: bytes) -> Verified:
+        import shutil
+        import tempfile
+
         if self._gpg is None:
             import gnupg
 
@@ -155,6 +159,9 @@ class Verifier:
     # -- SSH, through ssh-keygen -Y verify ------------------------------------------------------
 
     def _ssh(self, signature: bytes, payload: bytes) -> Verified:
+        import shutil
+        import tempfile
+
         try:
             _, key_id = parse_ssh_key(ssh_signature_key(signature))
         except ValueError as exc:
@@ -206,7 +213,7 @@ def _count_packets(lines: list[str]) -> int | None:
         lines.pop(0)
     body = [line.strip() for line in lines if line.strip() and not line.startswith("=")]
     try:
-        data = base64.b64decode("".join(body), validate=True)
+        data = b64decode("".join(body))
     except ValueError:
         return None
     count, i = 0, 0
@@ -253,7 +260,7 @@ def ssh_signature_key(signature: bytes) -> str:
     """The public key ("type base64") embedded in an armored SSHSIG signature."""
     lines = signature.decode("ascii", errors="replace").strip().splitlines()
     try:
-        blob = base64.b64decode("".join(lines[1:-1]), validate=True)
+        blob = b64decode("".join(lines[1:-1]))
     except ValueError:
         raise ValueError("not base64") from None
     if not blob.startswith(b"SSHSIG"):
@@ -261,7 +268,7 @@ def ssh_signature_key(signature: bytes) -> str:
     n = int.from_bytes(blob[10:14], "big")
     key_blob = blob[14 : 14 + n]
     t = int.from_bytes(key_blob[:4], "big")
-    return f"{key_blob[4:4 + t].decode('ascii', errors='replace')} {base64.b64encode(key_blob).decode()}"
+    return f"{key_blob[4:4 + t].decode('ascii', errors='replace')} {b64encode(key_blob)}"
 
 
 def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: datetime) -> Assessment:

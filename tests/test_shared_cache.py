@@ -1,4 +1,5 @@
-"""Keyring homes and compiled patterns are built once per content for all of a server user's repositories."""
+"""Keyring homes are built once per content for all of a server user's repositories; policy snapshots are
+kept there once per policy file."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def test_a_new_repository_reuses_the_keyring_built_for_another(people: People, m
     homes = [p for p in (cache / "stepup-git" / "keyring").iterdir() if p.is_dir()]
     assert len(homes) == 1
     built = (homes[0] / "listing.json").stat().st_mtime_ns
-    assert len(list((cache / "stepup-git").glob("policy-*.patterns.json"))) == 1
+    assert len(list((cache / "stepup-git").glob("policy-*.json"))) == 1
     _push(people, second, make_clone, cache)
+    assert len(list((cache / "stepup-git").glob("policy-*.json"))) == 2  # the second server's own policy file
     assert [p for p in (cache / "stepup-git" / "keyring").iterdir() if p.is_dir()] == homes
     assert (homes[0] / "listing.json").stat().st_mtime_ns == built, "not built again"
     for server in (first, second):

@@ -1,8 +1,11 @@
-"""Path patterns matched from their cached regular expressions agree with pathspec itself."""
+"""Path patterns matched from their cached regular expressions agree with pathspec itself, and a policy
+snapshot (the validated policy kept per content and path) gives the policy its file gives."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +13,11 @@ from pathlib import Path
 import pathspec
 import pytest
 
+from stepup_git.errors import PolicyError
 from stepup_git.patterns import PathPatterns
-from stepup_git.policy import load
+from stepup_git.policy import Policy, load
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "policies"
 
 PATTERN_SETS = [
     ["db/migrations/**", "infra/**"],
@@ -51,18 +57,35 @@ def test_every_ordering_of_include_and_exclude_agrees() -> None:
             assert patterns.matches(path) == spec.match_file(path), (texts, path)
 
 
-def test_a_cached_policy_loads_without_pathspec(tmp_path: Path) -> None:
+def test_a_policy_snapshot_loads_without_the_toml_parser_or_pathspec(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/migrations/**"]\nrequire = "deny"\n')
     cache = tmp_path / "state"
     load(policy, cache_dir=cache)
-    assert len(list(cache.glob("policy-*.patterns.json"))) == 1
+    assert len(list(cache.glob("policy-*.json"))) == 1
     probe = ("import sys; from pathlib import Path; from stepup_git.policy import load; "
              f"p = load(Path({str(policy)!r}), cache_dir=Path({str(cache)!r})); "
              "assert p.rules[0].paths.matches('db/migrations/1.sql'); "
-             "print('pathspec' in sys.modules)")
+             "print(sorted({'pathspec', 'tomllib'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "[]"
+
+
+def _compiled(policy: Policy) -> list[object]:
+    """What equality of rules leaves out: the regular expressions compiled from the patterns."""
+    return [([p.regex.pattern for p in r.refs], r.paths.to_cache() if r.paths else None) for r in policy.rules]
+
+
+def test_a_policy_snapshot_gives_the_policy_the_file_gives(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "policies")
+    policy = tmp_path / "policies" / "example.toml"
+    cache = tmp_path / "state"
+    direct = load(policy)
+    first = load(policy, cache_dir=cache)
+    from_snapshot = load(policy, cache_dir=cache)
+    assert direct.keys and direct.rules and any(r.paths for r in direct.rules)
+    assert first == direct and from_snapshot == direct
+    assert _compiled(from_snapshot) == _compiled(direct)
 
 
 def test_a_changed_policy_is_compiled_again(tmp_path: Path) -> None:
@@ -75,15 +98,54 @@ def test_a_changed_policy_is_compiled_again(tmp_path: Path) -> None:
     assert paths is not None and paths.matches("infra/x") and not paths.matches("db/x")
 
 
-def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+def test_a_changed_policy_with_an_error_is_rejected_though_a_snapshot_exists(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\nrequire = "deny"\n')
+    cache = tmp_path / "state"
+    load(policy, cache_dir=cache)
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\nrequire = "dney"\n')
+    with pytest.raises(PolicyError) as caught:
+        load(policy, cache_dir=cache)
+    assert caught.value.problems == [f"{policy}:4: require must be one of signed, step-up, signed-tag, deny, not 'dney'"]
+
+
+def test_the_same_content_at_another_path_has_its_own_snapshot(tmp_path: Path) -> None:
+    text = 'version = 1\n[settings]\nkeyring = "keys"\n'
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cache = tmp_path / "state"
+    for name in ("a", "b"):
+        (tmp_path / name / "policy.toml").write_text(text)
+    assert load(tmp_path / "a" / "policy.toml", cache_dir=cache).settings.keyring == tmp_path / "a" / "keys"
+    assert load(tmp_path / "b" / "policy.toml", cache_dir=cache).settings.keyring == tmp_path / "b" / "keys"
+    assert load(tmp_path / "a" / "policy.toml", cache_dir=cache).settings.keyring == tmp_path / "a" / "keys"
+    assert len(list(cache.glob("policy-*.json"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["{not json", '{"format": 1}', "[]", "null"])
+def test_a_damaged_snapshot_is_ignored(tmp_path: Path, damage: str) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
     cache = tmp_path / "state"
     load(policy, cache_dir=cache)
-    for f in cache.glob("policy-*.patterns.json"):
-        f.write_text("{not json")
+    (snapshot,) = cache.glob("policy-*.json")
+    snapshot.write_text(damage)
     paths = load(policy, cache_dir=cache).rules[0].paths
-    assert paths is not None and paths.matches("db/x")
+    assert paths is not None and paths.matches("db/x") and not paths.matches("src/x")
+
+
+def test_a_snapshot_of_other_content_is_not_used(tmp_path: Path) -> None:
+    """A snapshot is only trusted for the exact bytes it was made from (its digest is checked)."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
+    cache = tmp_path / "state"
+    load(policy, cache_dir=cache)
+    (snapshot,) = cache.glob("policy-*.json")
+    data = json.loads(snapshot.read_text())
+    data["rules"] = []
+    data["digest"] = "0" * 64
+    snapshot.write_text(json.dumps(data))
+    assert [r.name for r in load(policy, cache_dir=cache).rules] == ["m"]
 
 
 def test_random_pattern_sets_agree_with_pathspec() -> None:
