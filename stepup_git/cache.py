@@ -30,6 +30,7 @@ class SqliteStore:
         self.context = context
         self._error = sqlite3.Error
         self._pending: list[tuple[str, str, str]] = []
+        self._ancestors: list[tuple[str, str]] = []
         self._db: sqlite3.Connection | None = None
         self._ready = False
         try:
@@ -51,6 +52,9 @@ class SqliteStore:
                 self._db.execute("CREATE TABLE IF NOT EXISTS ranges (new TEXT NOT NULL, base TEXT NOT NULL, "
                                  "context TEXT NOT NULL, summary TEXT NOT NULL, PRIMARY KEY (new, base, context)) "
                                  "WITHOUT ROWID")
+                # context-free: whether a commit is an ancestor of another depends on the ids alone
+                self._db.execute("CREATE TABLE IF NOT EXISTS ancestors (old TEXT NOT NULL, new TEXT NOT NULL, "
+                                 "PRIMARY KEY (old, new)) WITHOUT ROWID")
                 self._ready = True
             except self._error:
                 self._db = None
@@ -98,6 +102,21 @@ class SqliteStore:
         except self._error:
             pass
 
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether an earlier push proved ``old`` an ancestor of ``new`` (False: not known)."""
+        if not self._prepare():
+            return False
+        assert self._db is not None
+        try:
+            row = self._db.execute("SELECT 1 FROM ancestors WHERE old = ? AND new = ?", (old, new)).fetchone()
+        except self._error:
+            return False
+        return row is not None
+
+    def put_ancestor(self, old: str, new: str) -> None:
+        if self._db is not None:
+            self._ancestors.append((old, new))
+
     def put(self, oid: str, verified: Verified) -> None:
         if self._db is None:
             return
@@ -106,14 +125,16 @@ class SqliteStore:
             self.flush()
 
     def flush(self) -> None:
-        if not self._pending or not self._prepare():
+        if not (self._pending or self._ancestors) or not self._prepare():
             return
         rows, self._pending = self._pending, []
+        ancestors, self._ancestors = self._ancestors, []
         assert self._db is not None
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?)", rows)
+                self._db.executemany("INSERT OR IGNORE INTO ancestors VALUES (?, ?)", ancestors)
         except self._error:
             pass
 
@@ -150,3 +171,9 @@ class LazyStore:
 
     def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
         self._open().put_range(new, base, summary)
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return self._open().is_ancestor(old, new)
+
+    def put_ancestor(self, old: str, new: str) -> None:
+        self._open().put_ancestor(old, new)

@@ -112,7 +112,8 @@ class Session:
 
     def judge(self, updates: Sequence[Update], *, now: datetime, pusher: str | None,
               push_cert: CertificateProof | None = None) -> list[Verdict]:
-        judge = Judge(self.policy, self.repo, self.keyring, self.signatures, Context(now, pusher, push_cert))
+        judge = Judge(self.policy, self.repo, self.keyring, self.signatures, Context(now, pusher, push_cert),
+                      ancestry=self.signatures.store)
         try:
             return judge.judge(updates)
         finally:

@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .protocols import CertificateProof, SignatureSource
+    from .protocols import Ancestry, CertificateProof, SignatureSource
 
 
 @record
@@ -36,12 +36,13 @@ class Context:
 
 class Judge:
     def __init__(self, policy: Policy, repo: Repo, keyring: Keyring, signatures: SignatureSource,
-                 context: Context) -> None:
+                 context: Context, ancestry: Ancestry | None = None) -> None:
         self.policy = policy
         self.repo = repo
         self.keyring = keyring
         self.signatures = signatures
         self.ctx = context
+        self.ancestry = ancestry
 
     def added(self, update: Update, base: str | None) -> Iterator[str]:
         """The update's added commits, streamed (walked again by each rule that needs them, so that
@@ -53,8 +54,12 @@ class Judge:
 
     def _judge_update(self, update: Update) -> Verdict:
         try:
-            action = self.repo.action(update)
+            action = self._action(update)
             base = self.repo.base(update)
+            if update.old is None and base is not None and self.ancestry is not None:
+                new = self.repo.peel_commit(update.new)
+                if new is not None:
+                    self.ancestry.put_ancestor(base, new)  # a create's base is a merge-base of its tip
             # Step 1: rules by ref and action, then by changed paths.
             candidates = [r for r in self.policy.rules if r.matches_ref(update.ref) and action in r.on]
             paths = _Paths(self, update, base) if any(r.paths for r in candidates) else None
@@ -72,6 +77,19 @@ class Judge:
             return Verdict(update, action, tuple(results), notes=notes)
         except StepupError as exc:
             return Verdict(update, "unknown", error=str(exc))
+
+    def _action(self, update: Update) -> str:
+        """SPEC §2's action. A fast-forward that an earlier push proved is not walked again: a commit's id
+        names its whole history, so once an ancestor, always one (a re-push of known commits stays cheap)."""
+        old, new, ancestry = update.old, update.new, self.ancestry
+        if ancestry is None or old is None or new is None or old == new:
+            return self.repo.action(update)
+        if ancestry.is_ancestor(old, new):
+            return "update"
+        action = self.repo.action(update)
+        if action == "update":
+            ancestry.put_ancestor(old, new)
+        return action
 
     def _evaluate(self, rule: Rule, update: Update, action: str, base: str | None, path: str | None) -> RuleResult:
         why = f"{action} of {update.ref}"

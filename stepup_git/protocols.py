@@ -10,6 +10,15 @@ from .gitrepo import SignedObject, Update
 from .signatures import Assessment, Verified
 
 
+class Ancestry(Protocol):
+    """Which commits are known to be ancestors of which: facts that never change (a commit's id names
+    its whole history), kept so that a later push need not walk the history again to prove them."""
+
+    def is_ancestor(self, old: str, new: str) -> bool: ...
+
+    def put_ancestor(self, old: str, new: str) -> None: ...
+
+
 class SignatureSource(Protocol):
     """Gives the verification of an object's signature (cached or fresh); None when unsigned."""
 
@@ -46,3 +55,7 @@ class VerificationStore(Protocol):
     def get_range(self, new: str, base: str) -> list[list[Any]] | None: ...
 
     def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None: ...
+
+    def is_ancestor(self, old: str, new: str) -> bool: ...
+
+    def put_ancestor(self, old: str, new: str) -> None: ...

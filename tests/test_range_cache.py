@@ -1,8 +1,10 @@
-"""A range whose every commit verified is judged again from its signatures, never trusted blindly."""
+"""A range whose every commit verified is judged again from its signatures, never trusted blindly; a
+fast-forward proven once is not walked again, and never stands in for another update."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from support import run
 from support.keys import People, key_toml
@@ -62,3 +64,42 @@ def test_a_key_that_stopped_counting_sends_the_range_back_to_commit_by_commit(
     assert out[1].startswith('refs/heads/main: rule "signed" failed for commit ')
     assert "the policy stopped honouring the key after 2029-12-31" in out[3]
     assert out[-1] == "  FAIL  signed: 5 of 5 new commit(s) not signed as required"
+
+
+def _merge_bases(trace: Path) -> list[str]:
+    """The `git merge-base` commands the push ran (the hook's included: a local push runs it in the
+    environment of the pushing git)."""
+    lines = trace.read_text().splitlines() if trace.exists() else []
+    trace.unlink(missing_ok=True)
+    return [line for line in lines if "merge-base" in line and "trace: built-in" in line]
+
+
+def test_a_fast_forward_proven_by_an_earlier_push_is_not_walked_again(
+        people: People, server: Server, clone: Clone, tmp_path: Path) -> None:
+    root, tip = _setup(people, server, clone)
+    trace = tmp_path / "trace"
+    assert clone.push("HEAD:refs/heads/release", env={"GIT_TRACE": str(trace)}).ok
+    assert any("merge-base" in line for line in _merge_bases(trace))  # the create's base: walked once
+    again = clone.push("HEAD:main", env={"GIT_TRACE": str(trace)})
+    assert again.ok, again
+    assert _merge_bases(trace) == []
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"]) == ("update", root, tip)
+
+
+def test_a_known_fast_forward_never_makes_the_way_back_or_a_rewrite_an_update(
+        people: People, server: Server, clone: Clone) -> None:
+    root, tip = _setup(people, server, clone)
+    assert clone.push("HEAD:refs/heads/release").ok
+    assert clone.push("HEAD:main").ok  # root -> tip: proven, and kept
+    clone.git("reset", "--hard", root)
+    back = clone.push("HEAD:main", force=True)
+    assert back.ok, back
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"]) == ("force-push", tip, root)
+    clone.write("other.txt", "rewritten\n")
+    rewritten = clone.commit("rewritten history", sign=people.alice)
+    assert clone.push("HEAD:main", force=True).ok
+    assert clone.push(f"{tip}:main", force=True).ok
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"]) == ("force-push", rewritten, tip)
