@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import GitError
 from .record import record
+from .spawn import Child, run
 
 EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
               64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
@@ -104,33 +104,27 @@ class Repo:
         if not from_env:
             for name in _REPO_ENV:
                 self._env.pop(name, None)
-        self._batch: subprocess.Popen[bytes] | None = None
+        self._batch: Child | None = None
         self._config: dict[str, str] | None = None
         self._ref_commits: list[str] | None = None  # refs do not move while a push is judged
         if not os.path.isdir(path or "."):
             raise GitError(f"cannot open the repository {path}: no such directory")
-        try:
-            out = subprocess.run([*GIT, "rev-parse", "--absolute-git-dir"], cwd=path or ".", env=self._env,
-                                 capture_output=True, check=False)
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc.strerror}") from None
-        if out.returncode != 0:
+        if from_env and self._env.get("GIT_DIR"):  # a hook: git names the repository (one git process less)
+            self.path: str = os.path.realpath(self._env["GIT_DIR"])
+            return
+        code, out, err = run([*GIT, "-C", path or ".", "rev-parse", "--absolute-git-dir"], self._env)
+        if code != 0:
             raise GitError(f"cannot open the repository {path or '(from the environment)'}: "
-                           f"{out.stderr.decode(errors='replace').strip()[:200]}")
-        self.path: str = out.stdout.decode().strip().rstrip("/")
+                           f"{err.decode(errors='replace').strip()[:200]}")
+        self.path = out.decode().strip().rstrip("/")
 
     # -- running git --------------------------------------------------------------------------
 
-    def _git(self, *args: str, input: bytes | None = None, ok: tuple[int, ...] = (0,)) -> tuple[int, bytes]:
-        try:
-            proc = subprocess.run([*GIT, "--git-dir", self.path, *args], input=input, env=self._env,
-                                  capture_output=True, check=False)
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc.strerror}") from None
-        if proc.returncode not in ok:
-            detail = proc.stderr.decode(errors="replace").strip()[:200]
-            raise GitError(f"git {args[0]} failed: {detail}")
-        return proc.returncode, proc.stdout
+    def _git(self, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, bytes]:
+        code, out, err = run([*GIT, "--git-dir", self.path, *args], self._env)
+        if code not in ok:
+            raise GitError(f"git {args[0]} failed: {err.decode(errors='replace').strip()[:200]}")
+        return code, out
 
     def _cat(self, rev: str) -> tuple[str, str, bytes] | None:
         """(id, type, content) of an object named by ``rev``, or None when there is none."""
@@ -149,13 +143,9 @@ class Repo:
 
     def _cat_batch(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
         if self._batch is None:
-            try:
-                # its stderr only repeats, as notes, what its "missing" answers say
-                self._batch = subprocess.Popen([*GIT, "--git-dir", self.path, "cat-file", "--batch"],
-                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                               stderr=subprocess.DEVNULL, env=self._env)
-            except OSError as exc:
-                raise GitError(f"cannot run git cat-file: {exc.strerror}") from None
+            # its stderr only repeats, as notes, what its "missing" answers say
+            self._batch = Child([*GIT, "--git-dir", self.path, "cat-file", "--batch"], self._env, stdin=True,
+                                stderr=False)
         assert self._batch.stdin is not None and self._batch.stdout is not None
         out = self._batch.stdout
         try:
@@ -181,9 +171,7 @@ class Repo:
 
     def close(self) -> None:
         if self._batch is not None:
-            for stream in (self._batch.stdin, self._batch.stdout):
-                if stream is not None:
-                    stream.close()
+            self._batch.close()  # cat-file ends at the end of its input
             self._batch.wait()
             self._batch = None
 
@@ -289,13 +277,13 @@ class Repo:
 
     def default_branch(self) -> str | None:
         """The commit that HEAD's branch points to, when both exist."""
+        if not self.remote and not self.absent:  # the server's own HEAD: cat-file follows it
+            found = self._cat("HEAD^{commit}")
+            return found[0] if found else None
         head = f"refs/remotes/{self.remote}/HEAD" if self.remote else "HEAD"
         code, out = self._git("symbolic-ref", "-q", head, ok=(0, 1, 128))
-        if code != 0:  # detached, or no such ref
-            if self.absent or self.remote:
-                return None
-            found = self._cat(f"{head}^{{commit}}")
-            return found[0] if found else None
+        if code != 0:  # detached, or no such ref: a dry run or a clone has no default branch to go by
+            return None
         target = out.decode().strip()
         if target in self.absent:
             return None
@@ -348,11 +336,15 @@ class Repo:
         code, out = self._git("merge-base", new, head, ok=(0, 1))
         return out.decode().strip() if code == 0 and out.strip() else None
 
-    def _hide(self, base: str | None) -> list[str]:
+    def _hide(self, base: str | None) -> tuple[list[str], list[str]]:
+        """What a walk from an update's new commit leaves out: (``^commit`` lines for rev-list's input,
+        arguments for its command line). No base: every existing ref."""
         if base is not None:
             peeled = self.peel_commit(base)
-            return [peeled] if peeled else []
-        return self.ref_commits()
+            return ([f"^{peeled}\n"] if peeled else []), []
+        if not self.remote and not self.absent:
+            return [], ["--not", "--all"]  # the refs as git sees them, without listing them first
+        return [f"^{oid}\n" for oid in self.ref_commits()], []
 
     def added_commits(self, update: Update, base: str | None) -> Iterator[str]:
         """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref),
@@ -361,8 +353,9 @@ class Repo:
         new = self.peel_commit(update.new)
         if new is None:
             return
-        request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in self._hide(base))]).encode()
-        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--stdin"], request,
+        hidden, args = self._hide(base)
+        request = "".join([f"{new}\n", *hidden]).encode()
+        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--stdin", *args], request,
                                  f"git rev-list for {update.ref}", sep=b"\n"):
             yield line.decode("ascii")
 
@@ -379,22 +372,19 @@ class Repo:
         new = self.peel_commit(update.new)
         if new is None:
             return
-        request = "".join([f"{new}\n", *(f"^{oid}\n" for oid in self._hide(base))]).encode()
+        hidden, args = self._hide(base)
+        request = "".join([f"{new}\n", *hidden]).encode()
         # each added commit against its first parent (a root commit against the empty tree)
         git = " ".join(GIT)
-        script = (f'{git} --git-dir "$1" rev-list --parents --stdin | cut -d" " -f1,2 | '
-                  f'{git} --git-dir "$1" diff-tree --stdin -r -z --no-renames --root')
-        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path], request,
+        script = (f'd="$1"; shift; {git} --git-dir "$d" rev-list --parents --stdin "$@" | cut -d" " -f1,2 | '
+                  f'{git} --git-dir "$d" diff-tree --stdin -r -z --no-renames --root')
+        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path, *args], request,
                                             f"git diff-tree for {update.ref}", sep=b"\0"))
 
     def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
         """Run a command with ``request`` on its input and yield its output split at ``sep``; stop it
         if the reader stops early."""
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=self._env, start_new_session=True)
-        except OSError as exc:
-            raise GitError(f"cannot run {what}: {exc.strerror}") from None
+        proc = Child(argv, self._env, stdin=True, new_session=True)  # a session: a pipeline is killed whole
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         finished = False
         try:
@@ -410,13 +400,10 @@ class Repo:
                 raise GitError(f"{what} failed: {proc.stderr.read().decode(errors='replace').strip()[:200]}")
             finished = True
         finally:
-            if not finished and proc.poll() is None:
-                import signal
-
-                os.killpg(proc.pid, signal.SIGKILL)
+            if not finished:
+                proc.kill(group=True)
             proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                stream.close()
+            proc.close()
 
 
 def _signed(oid: str, found: tuple[str, str, bytes] | None) -> SignedObject | None:

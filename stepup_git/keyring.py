@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +127,7 @@ def folder_digest(files: list[Path]) -> str:
 
 def run_gpg(home: Path, args: list[str], *, timeout: float = 30, stdin: bytes | None = None) -> str:
     import shutil
+    import subprocess
 
     gpg = shutil.which("gpg")
     if gpg is None:

@@ -9,7 +9,6 @@ every verifier gives the same verdict.
 from __future__ import annotations
 
 import os
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,6 +159,7 @@ class Verifier:
 
     def _ssh(self, signature: bytes, payload: bytes) -> Verified:
         import shutil
+        import subprocess
         import tempfile
 
         try:

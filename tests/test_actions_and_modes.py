@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def hook_path(server: Server) -> Path:
 
 
 def run_hook(
-    server: Server, stdin: bytes, env: dict[str, str | None] | None = None
+    server: Server, stdin: bytes, env: Mapping[str, str | None] | None = None
 ) -> tuple[int, list[str], str]:
     """Run the installed pre-receive hook directly: (exit code, stderr lines, stdout)."""
     proc = run_bytes(

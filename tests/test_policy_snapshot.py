@@ -106,7 +106,8 @@ def test_a_changed_policy_with_an_error_is_rejected_though_a_snapshot_exists(tmp
     policy.write_text('version = 1\n[[rules]]\nname = "m"\nrequire = "dney"\n')
     with pytest.raises(PolicyError) as caught:
         load(policy, cache_dir=cache)
-    assert caught.value.problems == [f"{policy}:4: require must be one of signed, step-up, signed-tag, deny, not 'dney'"]
+    assert caught.value.problems == [
+        f"{policy}:4: require must be one of signed, step-up, signed-tag, deny, not 'dney'"]
 
 
 def test_the_same_content_at_another_path_has_its_own_snapshot(tmp_path: Path) -> None:
