@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import pytest
@@ -89,5 +90,28 @@ def test_a_deadline_during_run_kills_and_reaps_the_child(deadline: None) -> None
     with pytest.raises(_Deadline):
         run(["sleep", "30"], ENV)
     assert time.monotonic() - started < 10
-    with pytest.raises(ChildProcessError):  # nothing left to reap: the child was waited for
-        os.waitpid(-1, os.WNOHANG)
+    assert _children("sleep") == []  # neither running nor a zombie: killed and waited for
+
+
+def _children(command: str) -> list[tuple[int, str]]:
+    """(pid, state) of this process's children running ``command``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+        if comm == command and int(ppid) == os.getpid():
+            found.append((int(stat.parent.name), state))
+    return found
+
+
+def test_children_are_seen_while_they_run() -> None:
+    """The check above can see a child: one started here is listed until it is waited for."""
+    child = Child(["sleep", "30"], ENV, stdout=False, stderr=False)
+    assert [pid for pid, _ in _children("sleep")] == [child.pid]
+    child.kill()
+    child.wait()
+    assert _children("sleep") == []
