@@ -19,6 +19,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+TABLES = (
+    "verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))",
+    "ranges (new TEXT NOT NULL, base TEXT NOT NULL, context TEXT NOT NULL, summary TEXT NOT NULL, "
+    "PRIMARY KEY (new, base, context))",
+    # context-free: whether a commit is an ancestor of another depends on the ids alone
+    "ancestors (old TEXT NOT NULL, new TEXT NOT NULL, PRIMARY KEY (old, new))",
+)
 FLUSH_EVERY = 2000
 BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
 
@@ -45,16 +52,18 @@ class SqliteStore:
             return False
         if not self._ready:
             try:
+                mode = None
                 with contextlib.suppress(self._error):  # refused while another push writes: fine
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("CREATE TABLE IF NOT EXISTS verified (oid TEXT NOT NULL, context TEXT NOT NULL, "
-                                 "result TEXT NOT NULL, PRIMARY KEY (oid, context)) WITHOUT ROWID")
-                self._db.execute("CREATE TABLE IF NOT EXISTS ranges (new TEXT NOT NULL, base TEXT NOT NULL, "
-                                 "context TEXT NOT NULL, summary TEXT NOT NULL, PRIMARY KEY (new, base, context)) "
-                                 "WITHOUT ROWID")
-                # context-free: whether a commit is an ancestor of another depends on the ids alone
-                self._db.execute("CREATE TABLE IF NOT EXISTS ancestors (old TEXT NOT NULL, new TEXT NOT NULL, "
-                                 "PRIMARY KEY (old, new)) WITHOUT ROWID")
+                    mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode == "wal":  # a cache needs no durability across a power loss, only the
+                    self._db.execute("PRAGMA synchronous=NORMAL")  # consistency that WAL keeps with it
+                present = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                                           "('verified', 'ranges', 'ancestors')").fetchone()[0]
+                if present != 3:
+                    with self._db:  # a new cache: its tables in one transaction
+                        self._db.execute("BEGIN IMMEDIATE")
+                        for table in TABLES:
+                            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} WITHOUT ROWID")
                 self._ready = True
             except self._error:
                 self._db = None

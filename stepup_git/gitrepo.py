@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import GitError
 from .record import record
-from .spawn import Child, run
+from .spawn import Child, collect, run
 
 EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
               64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
@@ -106,11 +106,16 @@ class Repo:
                 self._env.pop(name, None)
         self._batch: Child | None = None
         self._config: dict[str, str] | None = None
+        self._config_child: Child | None = None
         self._ref_commits: list[str] | None = None  # refs do not move while a push is judged
         if not os.path.isdir(path or "."):
             raise GitError(f"cannot open the repository {path}: no such directory")
         if from_env and self._env.get("GIT_DIR"):  # a hook: git names the repository (one git process less)
             self.path: str = os.path.realpath(self._env["GIT_DIR"])
+            # A hook reads the config and objects in any case: both git processes start now and run
+            # while Python loads the rest of the hook.
+            self._config_child = Child([*GIT, "--git-dir", self.path, "config", "-z", "--list"], self._env)
+            self._start_batch()
             return
         code, out, err = run([*GIT, "-C", path or ".", "rev-parse", "--absolute-git-dir"], self._env)
         if code != 0:
@@ -141,12 +146,16 @@ class Repo:
             results += self._cat_batch(revs[start : start + BATCH])
         return results
 
-    def _cat_batch(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
+    def _start_batch(self) -> Child:
         if self._batch is None:
             # its stderr only repeats, as notes, what its "missing" answers say
             self._batch = Child([*GIT, "--git-dir", self.path, "cat-file", "--batch"], self._env, stdin=True,
                                 stderr=False)
-        assert self._batch.stdin is not None and self._batch.stdout is not None
+        return self._batch
+
+    def _cat_batch(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
+        self._start_batch()
+        assert self._batch is not None and self._batch.stdin is not None and self._batch.stdout is not None
         out = self._batch.stdout
         try:
             self._batch.stdin.write("".join(f"{rev}\n" for rev in revs).encode())
@@ -170,6 +179,10 @@ class Repo:
         return found
 
     def close(self) -> None:
+        if self._config_child is not None:
+            self._config_child.kill()
+            collect(self._config_child)
+            self._config_child = None
         if self._batch is not None:
             self._batch.close()  # cat-file ends at the end of its input
             self._batch.wait()
@@ -178,7 +191,13 @@ class Repo:
     def config(self, name: str) -> str | None:
         """A configuration value as git sees it (system, global, repository)."""
         if self._config is None:
-            _, out = self._git("config", "-z", "--list", ok=(0, 1))
+            if self._config_child is not None:
+                code, out, err = collect(self._config_child)
+                self._config_child = None
+                if code not in (0, 1):
+                    raise GitError(f"git config failed: {err.decode(errors='replace').strip()[:200]}")
+            else:
+                _, out = self._git("config", "-z", "--list", ok=(0, 1))
             self._config = {}
             for entry in out.split(b"\0"):
                 key, _, value = entry.decode("utf-8", errors="replace").partition("\n")

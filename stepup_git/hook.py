@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
+    from .gitrepo import Repo, Update
+
 PREFIX = "stepup-git"
 CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
 DEFAULT_TIMEOUT = 120
@@ -97,7 +99,6 @@ def _fail(out: TextIO, mode: str, reason: str) -> int:
 
 
 def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], launcher: Path | None) -> int:
-    from . import policy as policy_mod
     from .errors import GitError
     from .gitrepo import Repo, parse_updates
 
@@ -107,7 +108,17 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
         raise GitError("the hook's input is not UTF-8 text") from None
     updates = parse_updates(text)
 
-    repo = Repo(env.get("GIT_DIR") or ".", from_env=True)
+    repo = Repo(env.get("GIT_DIR") or ".", from_env=True)  # starts git config and cat-file
+    try:
+        return _judge(repo, updates, raw, env, out, state, launcher)
+    finally:
+        repo.close()
+
+
+def _judge(repo: Repo, updates: list[Update], raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str],
+           launcher: Path | None) -> int:
+    from . import policy as policy_mod
+
     git_dir = Path(repo.path)
     policy_path = repo.config("stepup.policy")
     if not policy_path:

@@ -95,7 +95,11 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, bytes, bytes]
     """Run a command to its end: (exit code, its output, its error output). Both are read as they come,
     so neither can fill its pipe and stop the command; an exception on the way (the hook's deadline)
     kills it."""
-    child = Child(argv, env)
+    return collect(Child(argv, env))
+
+
+def collect(child: Child) -> tuple[int, bytes, bytes]:
+    """Read a started child's output and error output to their ends and wait for it (see ``run``)."""
     assert child.stdout is not None and child.stderr is not None
     out, err = child.stdout.fileno(), child.stderr.fileno()
     chunks: dict[int, list[bytes]] = {out: [], err: []}
