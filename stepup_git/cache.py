@@ -147,6 +147,14 @@ class SqliteStore:
         except self._error:
             pass
 
+    def close(self) -> None:
+        """Write what is pending and close the file."""
+        self.flush()
+        if self._db is not None:
+            with contextlib.suppress(self._error):
+                self._db.close()
+            self._db = None
+
 
 def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> SqliteStore:
     context = sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
@@ -174,6 +182,11 @@ class LazyStore:
     def flush(self) -> None:
         if self._store is not None:
             self._store.flush()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def get_range(self, new: str, base: str) -> list[list[Any]] | None:
         return self._open().get_range(new, base)

@@ -118,7 +118,7 @@ class Session:
             return judge.judge(updates)
         finally:
             if self.signatures.store is not None:
-                self.signatures.store.flush()
+                self.signatures.store.close()
             self.signatures.verifier.close()
             self.repo.close()
 

@@ -214,4 +214,9 @@ def entry(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(entry(sys.argv[1:]))
+    code = entry(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written and closed by now (audit log, caches, git processes): leave without the
+    # interpreter's teardown of every loaded module, a few milliseconds of each push.
+    os._exit(code)
