@@ -25,8 +25,8 @@ EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
 BATCH = 1000  # object names per cat-file batch: 41-65 bytes each, under a pipe's 64 KiB
 # Bounded memory whatever the push's size: git maps pack files in windows of up to 1 GiB (8 GiB in all)
 # and keeps 96 MiB of delta bases by default, and mapped pages count as the hook's memory.
-GIT = ("git", "-c", "core.packedGitWindowSize=1m", "-c", "core.packedGitLimit=16m",
-       "-c", "core.deltaBaseCacheLimit=16m")
+GIT = ("git", "-c", "core.packedGitWindowSize=1m", "-c", "core.packedGitLimit=4m",
+       "-c", "core.deltaBaseCacheLimit=4m")
 # Variables that point git at another repository: a command-line run (check, verify) drops them.
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
              "GIT_QUARANTINE_PATH", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
