@@ -11,6 +11,7 @@ importing it costs about 75 ms, most of the hook's start-up budget: see ``bench/
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from .spawn import Child, collect, run
 
 EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
               64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
+DIFF_CHUNK = 10000  # commits per diff-tree process (see changed_paths)
 BATCH = 1000  # object names per cat-file batch: 41-65 bytes each, under a pipe's 64 KiB
 # Bounded memory whatever the push's size: git maps pack files in windows of up to 1 GiB (8 GiB in all)
 # and keeps 96 MiB of delta bases by default, and mapped pages count as the hook's memory.
@@ -393,12 +395,18 @@ class Repo:
             return
         hidden, args = self._hide(base)
         request = "".join([f"{new}\n", *hidden]).encode()
-        # each added commit against its first parent (a root commit against the empty tree)
-        git = " ".join(GIT)
-        script = (f'd="$1"; shift; {git} --git-dir "$d" rev-list --parents --stdin "$@" | cut -d" " -f1,2 | '
-                  f'{git} --git-dir "$d" diff-tree --stdin -r -z --no-renames --root')
-        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path, *args], request,
-                                            f"git diff-tree for {update.ref}", sep=b"\0"))
+        walk = self._stream([*GIT, "--git-dir", self.path, "rev-list", "--parents", "--stdin", *args], request,
+                            f"git rev-list for {update.ref}", sep=b"\n")
+        # Each added commit against its first parent (a root commit against the empty tree), by a new
+        # diff-tree every DIFF_CHUNK commits: one diff-tree keeps every tree it has read, so a single
+        # one would grow with the push (about 1 kB a commit).
+        while chunk := list(itertools.islice(walk, DIFF_CHUNK)):
+            pairs = b"".join(b" ".join(line.split(b" ", 2)[:2]) + b"\n" for line in chunk)
+            code, out, err = run([*GIT, "--git-dir", self.path, "diff-tree", "--stdin", "-r", "-z", "--no-renames",
+                                  "--root"], self._env, pairs)
+            if code != 0:
+                raise GitError(f"git diff-tree for {update.ref} failed: {err.decode(errors='replace').strip()[:200]}")
+            yield from _diff_paths(out.split(b"\0"))
 
     def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
         """Run a command with ``request`` on its input and yield its output split at ``sep``; stop it

@@ -91,15 +91,16 @@ class Child:
                 stream.close()
 
 
-def run(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, bytes, bytes]:
-    """Run a command to its end: (exit code, its output, its error output). Both are read as they come,
-    so neither can fill its pipe and stop the command; an exception on the way (the hook's deadline)
-    kills it."""
-    return collect(Child(argv, env))
+def run(argv: Sequence[str], env: Mapping[str, str], input: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Run a command to its end, with ``input`` on its standard input: (exit code, its output, its error
+    output). Input is written and output read as the pipes allow, so no pipe can fill and stop either
+    side; an exception on the way (the hook's deadline) kills the command."""
+    return collect(Child(argv, env, stdin=input is not None), input)
 
 
-def collect(child: Child) -> tuple[int, bytes, bytes]:
-    """Read a started child's output and error output to their ends and wait for it (see ``run``)."""
+def collect(child: Child, input: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """Feed a started child ``input``, read its output and error output to their ends, and wait for it
+    (see ``run``)."""
     assert child.stdout is not None and child.stderr is not None
     out, err = child.stdout.fileno(), child.stderr.fileno()
     chunks: dict[int, list[bytes]] = {out: [], err: []}
@@ -108,8 +109,30 @@ def collect(child: Child) -> tuple[int, bytes, bytes]:
         for fd in chunks:
             poller.register(fd, select.POLLIN)
         open_fds = len(chunks)
+        todo = memoryview(input or b"")
+        feed = child.stdin.fileno() if child.stdin is not None else -1
+        if child.stdin is not None:
+            if todo:
+                os.set_blocking(feed, False)
+                poller.register(feed, select.POLLOUT)
+                open_fds += 1
+            else:
+                child.stdin.close()
         while open_fds:
             for fd, _ in poller.poll():
+                if fd == feed:
+                    try:
+                        todo = todo[os.write(fd, todo[:65536]) :]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:  # it stopped reading: its exit code tells why
+                        todo = todo[:0]
+                    if not todo:
+                        poller.unregister(fd)
+                        assert child.stdin is not None
+                        child.stdin.close()
+                        open_fds -= 1
+                    continue
                 data = os.read(fd, 65536)
                 if data:
                     chunks[fd].append(data)

@@ -11,6 +11,7 @@ from support import run, run_bytes
 from support.keys import People
 from support.repos import signing_config
 
+from stepup_git import gitrepo
 from stepup_git.errors import GitError
 from stepup_git.gitrepo import Repo, Update, parse_updates, split_commit, split_tag
 
@@ -306,6 +307,24 @@ def test_changed_paths_include_a_change_reverted_within_the_push(work: Work) -> 
     c = work.commit("take out")
     assert work.git("diff", "--name-only", a, c) == ""
     assert changed(work.repo(), a, c) == {"db/migrations/0002.sql"}
+
+
+def test_changed_paths_of_many_commits_are_read_in_chunks_without_losing_one(
+        work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each added commit's own changes, however the commits fall into diff-tree processes; a file
+    added and removed inside the push shows only in its commits, not in the base..new diff."""
+    work.write("README")
+    a = work.commit("a")
+    for n in range(7):
+        work.write(f"db/migrations/{n}.sql", "alter table t;\n")
+        work.commit(f"add {n}")
+        os.unlink(work.path / f"db/migrations/{n}.sql")
+        work.commit(f"remove {n}")
+    tip = work.git("rev-parse", "HEAD")
+    expected = {f"db/migrations/{n}.sql" for n in range(7)}
+    for chunk in (1, 2, 3, 10_000):
+        monkeypatch.setattr(gitrepo, "DIFF_CHUNK", chunk)
+        assert changed(work.repo(), a, tip) == expected, chunk
 
 
 def test_changed_paths_of_a_merge_use_the_union_rule(work: Work) -> None:

@@ -115,3 +115,14 @@ def test_children_are_seen_while_they_run() -> None:
     child.kill()
     child.wait()
     assert _children("sleep") == []
+
+
+def test_run_feeds_large_input_while_reading_large_output() -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB: far more than a pipe holds, in both directions
+    code, out, err = run(["cat"], ENV, data)
+    assert (code, out == data, err) == (0, True, b"")
+
+
+def test_run_survives_a_command_that_does_not_read_its_input() -> None:
+    code, out, _ = run(["sh", "-c", "echo done"], ENV, b"x" * 1_000_000)
+    assert (code, out) == (0, b"done\n")
