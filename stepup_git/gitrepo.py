@@ -11,7 +11,6 @@ importing it costs about 75 ms, most of the hook's start-up budget: see ``bench/
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -395,18 +394,23 @@ class Repo:
             return
         hidden, args = self._hide(base)
         request = "".join([f"{new}\n", *hidden]).encode()
-        walk = self._stream([*GIT, "--git-dir", self.path, "rev-list", "--parents", "--stdin", *args], request,
-                            f"git rev-list for {update.ref}", sep=b"\n")
-        # Each added commit against its first parent (a root commit against the empty tree), by a new
-        # diff-tree every DIFF_CHUNK commits: one diff-tree keeps every tree it has read, so a single
-        # one would grow with the push (about 1 kB a commit).
-        while chunk := list(itertools.islice(walk, DIFF_CHUNK)):
-            pairs = b"".join(b" ".join(line.split(b" ", 2)[:2]) + b"\n" for line in chunk)
-            code, out, err = run([*GIT, "--git-dir", self.path, "diff-tree", "--stdin", "-r", "-z", "--no-renames",
-                                  "--root"], self._env, pairs)
-            if code != 0:
-                raise GitError(f"git diff-tree for {update.ref} failed: {err.decode(errors='replace').strip()[:200]}")
-            yield from _diff_paths(out.split(b"\0"))
+        # Each added commit against its first parent (a root commit against the empty tree). awk hands
+        # the commits to a new diff-tree every DIFF_CHUNK commits: one diff-tree keeps every tree it has
+        # read, so a single one would grow with the push (about 1 kB a commit). A failure of rev-list
+        # (a marker line) or of any diff-tree (close's status) fails the whole command.
+        git = " ".join(GIT)
+        diff = f'{git} --git-dir "$STEPUP_GIT_DIR" diff-tree --stdin -r -z --no-renames --root'
+        script = (
+            'STEPUP_GIT_DIR="$1"; export STEPUP_GIT_DIR; shift; '
+            f'{{ {git} --git-dir "$STEPUP_GIT_DIR" rev-list --parents --stdin "$@" || echo rev-list-failed; }} | '
+            f"awk -v chunk={DIFF_CHUNK} -v diff='{diff}' '"
+            "/^rev-list-failed$/ { exit 3 } "
+            "{ if (NF > 1) print $1, $2 | diff; else print $1 | diff; busy = 1 } "
+            "NR % chunk == 0 { busy = 0; if (close(diff)) exit 4 } "
+            "END { if (busy && close(diff)) exit 4 }'"
+        )
+        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path, *args], request,
+                                            f"git diff-tree for {update.ref}", sep=b"\0"))
 
     def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
         """Run a command with ``request`` on its input and yield its output split at ``sep``; stop it

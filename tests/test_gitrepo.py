@@ -327,6 +327,20 @@ def test_changed_paths_of_many_commits_are_read_in_chunks_without_losing_one(
         assert changed(work.repo(), a, tip) == expected, chunk
 
 
+def test_a_failing_walk_for_changed_paths_is_an_error_not_an_empty_list(
+        work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-commit diffs run in a pipeline; git failing inside it must not read as "no paths"."""
+    work.write("README")
+    a = work.commit("a")
+    work.write("db/migrations/1.sql")
+    b = work.commit("b")
+    repo = work.repo()
+    monkeypatch.setattr(repo, "_hide", lambda base: ([f"^{'ab' * 20}\n"], []))  # an object git lacks
+    with pytest.raises(GitError) as caught:
+        list(repo.changed_paths(Update(a, b, "refs/heads/topic"), None))
+    assert str(caught.value).startswith("git diff-tree for refs/heads/topic failed: fatal: bad object abab")
+
+
 def test_changed_paths_of_a_merge_use_the_union_rule(work: Work) -> None:
     work.write("README")
     a = work.commit("a")
