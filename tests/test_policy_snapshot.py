@@ -88,11 +88,21 @@ def test_a_policy_snapshot_gives_the_policy_the_file_gives(tmp_path: Path) -> No
     assert _compiled(from_snapshot) == _compiled(direct)
 
 
-def test_a_changed_policy_is_compiled_again(tmp_path: Path) -> None:
+DB_RULE = 'version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n'
+
+
+def _snapshotted(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(a policy with one path rule, the cache folder, the policy's snapshot in it), after one load."""
     policy = tmp_path / "policy.toml"
-    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
+    policy.write_text(DB_RULE)
     cache = tmp_path / "state"
     assert load(policy, cache_dir=cache).rules[0].paths.matches("db/x")  # type: ignore[union-attr]
+    (snapshot,) = cache.glob("policy-*.json")
+    return policy, cache, snapshot
+
+
+def test_a_changed_policy_is_compiled_again(tmp_path: Path) -> None:
+    policy, cache, _ = _snapshotted(tmp_path)
     policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["infra/**"]\nrequire = "deny"\n')
     paths = load(policy, cache_dir=cache).rules[0].paths
     assert paths is not None and paths.matches("infra/x") and not paths.matches("db/x")
@@ -125,11 +135,7 @@ def test_the_same_content_at_another_path_has_its_own_snapshot(tmp_path: Path) -
 
 @pytest.mark.parametrize("damage", ["{not json", '{"format": 1}', "[]", "null"])
 def test_a_damaged_snapshot_is_ignored(tmp_path: Path, damage: str) -> None:
-    policy = tmp_path / "policy.toml"
-    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
-    cache = tmp_path / "state"
-    load(policy, cache_dir=cache)
-    (snapshot,) = cache.glob("policy-*.json")
+    policy, cache, snapshot = _snapshotted(tmp_path)
     snapshot.write_text(damage)
     paths = load(policy, cache_dir=cache).rules[0].paths
     assert paths is not None and paths.matches("db/x") and not paths.matches("src/x")
@@ -137,11 +143,7 @@ def test_a_damaged_snapshot_is_ignored(tmp_path: Path, damage: str) -> None:
 
 def test_a_snapshot_of_other_content_is_not_used(tmp_path: Path) -> None:
     """A snapshot is only trusted for the exact bytes it was made from (its digest is checked)."""
-    policy = tmp_path / "policy.toml"
-    policy.write_text('version = 1\n[[rules]]\nname = "m"\npaths = ["db/**"]\nrequire = "deny"\n')
-    cache = tmp_path / "state"
-    load(policy, cache_dir=cache)
-    (snapshot,) = cache.glob("policy-*.json")
+    policy, cache, snapshot = _snapshotted(tmp_path)
     data = json.loads(snapshot.read_text())
     data["rules"] = []
     data["digest"] = "0" * 64
