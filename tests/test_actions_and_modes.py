@@ -524,6 +524,18 @@ def test_garbage_on_the_hooks_input(people: People, server: Server, clone: Clone
     assert server.audit_records() == []
 
 
+def test_a_git_dir_that_is_no_repository_rejects_with_one_line(
+        people: People, server: Server, clone: Clone, tmp_path: Path) -> None:
+    """The hook takes the repository git names; one with no stepup-git config is refused, not judged."""
+    seeded(server, clone, people)
+    elsewhere = tmp_path / "not-a-repository"
+    elsewhere.mkdir()
+    code, lines, out = run_hook(server, f"{ZERO} {'a' * 40} {MAIN}\n".encode(), env={"GIT_DIR": str(elsewhere)})
+    assert (code, out) == (1, "")
+    assert lines == [f"stepup-git: push rejected: no policy configured for {elsewhere} "
+                     f"(run: stepup-git install {elsewhere} --policy FILE)"]
+
+
 def rewind_with_signed_tip(server: Server, clone: Clone, people: People, mode: str | None = None) -> bytes:
     """Hook input that rewinds main to a commit carol signed just now (a check of her signature)."""
     signed = clone.commit("signed by carol", sign=people.carol)
