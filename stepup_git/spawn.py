@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 
 class Child:
-    """A started process: ``stdin``/``stdout``/``stderr`` are pipes (None when not asked for; a stderr
-    not asked for goes to /dev/null)."""
+    """A started process. ``stdin``/``stdout``/``stderr`` are pipes to it when asked for, else None: then
+    its standard input and output are this process's, and its error output goes to /dev/null."""
 
     def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, stdin: bool = False, stdout: bool = True,
                  stderr: bool = True, new_session: bool = False) -> None:
@@ -75,15 +75,15 @@ class Child:
         return self.returncode
 
     def kill(self, group: bool = False) -> None:
-        """Kill the process (with ``group``: the whole session it leads), if it still runs."""
-        if self.poll() is None:
-            try:
-                if group:
-                    os.killpg(self.pid, signal.SIGKILL)
-                else:
-                    os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        """Kill the process if it still runs; with ``group``, every process of the session it leads (a
+        pipeline whose first process may have ended while the others run)."""
+        try:
+            if group:
+                os.killpg(self.pid, signal.SIGKILL)
+            elif self.poll() is None:
+                os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # gone already
+            pass
 
     def close(self) -> None:
         for stream in (self.stdin, self.stdout, self.stderr):
