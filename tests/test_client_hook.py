@@ -5,20 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from support.keys import People, key_toml
+from support.keys import People, signed_policy
 from support.repos import Clone, Server
 
 
 def _policy(people: People) -> str:
-    return f"""
-version = 1
-{key_toml(people.alice, "alice", "maintainer")}
-[[rules]]
-name = "main-history-signed"
-refs = ["refs/heads/main"]
-require = "signed"
-tier = "maintainer"
-"""
+    return signed_policy(people.alice, name="main-history-signed")
 
 
 def _install_client(clone: Clone, server: Server, *extra: str) -> str:

@@ -7,7 +7,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from support.keys import People, key_toml
+from support.keys import People, signed_policy
 from support.repos import MakeClone, PushResult, Server
 
 PUSHES = 10
@@ -15,15 +15,7 @@ PUSHES = 10
 
 def test_simultaneous_pushes_are_each_audited_once(people: People, server: Server, make_clone: MakeClone,
                                                    tmp_path: Path) -> None:
-    server.write_policy(f"""
-version = 1
-{key_toml(people.alice, "alice", "maintainer")}
-[[rules]]
-name = "signed"
-refs = ["refs/heads/**"]
-require = "signed"
-tier = "maintainer"
-""", {"alice.asc": people.alice.export()})
+    server.write_policy(signed_policy(people.alice, refs="refs/heads/**"), {"alice.asc": people.alice.export()})
     server.install()
     cache = tmp_path / "server-cache"  # the server user's cache: empty, so the racing pushes build the keyring
     workers = []

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from support import run
-from support.keys import People, key_toml
+from support.keys import People, key_toml, signed_policy
 from support.repos import Clone, Server
 
 from stepup_git.hook import CHAINED
@@ -20,15 +20,7 @@ def stepup(*args: object, check: bool = False) -> tuple[int, str, str]:
 
 
 def _signed_policy(people: People, server: Server) -> None:
-    server.write_policy(f"""
-version = 1
-{key_toml(people.alice, "alice", "maintainer")}
-[[rules]]
-name = "signed"
-refs = ["refs/heads/main"]
-require = "signed"
-tier = "maintainer"
-""", {"alice.asc": people.alice.export()})
+    server.write_policy(signed_policy(people.alice), {"alice.asc": people.alice.export()})
 
 
 def test_gitea_and_gitlab_layouts_write_into_pre_receive_d(people: People, server: Server, clone: Clone) -> None:

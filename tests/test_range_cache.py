@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from support import run
-from support.keys import People, key_toml
+from support.keys import People, signed_policy
 from support.repos import Clone, Server
 
 
@@ -19,15 +19,8 @@ def _check(clone: Clone, server: Server, old: str, new: str, ref: str, *extra: s
 
 
 def _setup(people: People, server: Server, clone: Clone) -> tuple[str, str]:
-    server.write_policy(f"""
-version = 1
-{key_toml(people.alice, "alice", "maintainer", expires="2029-12-31")}
-[[rules]]
-name = "signed"
-refs = ["refs/heads/**"]
-require = "signed"
-tier = "maintainer"
-""", {"alice.asc": people.alice.export()})
+    server.write_policy(signed_policy(people.alice, refs="refs/heads/**", expires="2029-12-31"),
+                        {"alice.asc": people.alice.export()})
     server.install()
     root = clone.commit("root", sign=people.alice)
     assert clone.push("HEAD:main").ok

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.keys import People, key_toml
+from support.keys import People, signed_policy
 from support.repos import MakeClone, Server
 
 
 def _policy(people: People) -> str:
-    return f"""
-version = 1
-{key_toml(people.alice, "alice", "maintainer")}
-[[rules]]
-name = "signed"
-refs = ["refs/heads/**"]
-paths = ["src/**"]
-require = "signed"
-tier = "maintainer"
-"""
+    return signed_policy(people.alice, refs="refs/heads/**", paths="src/**")
 
 
 def _push(people: People, server: Server, make_clone: MakeClone, cache: Path) -> None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from support import run_bytes
-from support.keys import People, key_toml
+from support.keys import People, signed_policy
 from support.repos import Clone, Server
 
 
@@ -25,17 +25,7 @@ def _hanging_gpg(folder: Path) -> str:
 
 
 def test_a_gpg_call_past_the_timeout_rejects(people: People, server: Server, clone: Clone, tmp_path: Path) -> None:
-    server.write_policy(f"""
-version = 1
-[settings]
-timeout = "2s"
-{key_toml(people.alice, "alice", "maintainer")}
-[[rules]]
-name = "signed"
-refs = ["refs/heads/main"]
-require = "signed"
-tier = "maintainer"
-""", {"alice.asc": people.alice.export()})
+    server.write_policy(signed_policy(people.alice, settings='timeout = "2s"'), {"alice.asc": people.alice.export()})
     server.install()
     tip = clone.commit("signed", sign=people.alice)
     clone.git("push", "-q", str(server.path), f"{tip}:refs/heads/staging")  # objects on the server, no main

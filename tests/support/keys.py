@@ -208,6 +208,21 @@ def key_toml(key: Key | SshKey, owner: str, tier: str, *, expires: str | None = 
     return "\n".join(lines) + "\n"
 
 
+def signed_policy(key: Key, *, owner: str = "alice", tier: str = "maintainer", name: str = "signed",
+                  refs: str = "refs/heads/main", paths: str | None = None, settings: str = "",
+                  expires: str | None = None) -> str:
+    """The policy many tests start from: one key, and one rule that every new commit on ``refs`` be
+    signed by a key of ``tier`` or higher (``paths``: only pushes that change those)."""
+    lines = ["version = 1"]
+    if settings:
+        lines += ["[settings]", settings.strip()]
+    lines += [key_toml(key, owner, tier, expires=expires), "[[rules]]", f'name = "{name}"', f'refs = ["{refs}"]']
+    if paths is not None:
+        lines.append(f'paths = ["{paths}"]')
+    lines += ['require = "signed"', f'tier = "{tier}"']
+    return "\n".join(lines) + "\n"
+
+
 PAST = "2020-01-01T00:00:00Z"
 """Creation time of the shared test keys, so that back-dated (stale) signatures stay valid."""
 
