@@ -295,11 +295,35 @@ def git_daemon(base_path: Path, env: Mapping[str, str] | None = None) -> Iterato
         yield f"git://{HOST}:{port}/"
 
 
+class _HookEnvironment:
+    """The extra environment a server gives the hooks it runs, kept in `<state_dir>/hook.env`; a change
+    takes effect from the server's next request or connection."""
+
+    state_dir: Path
+    _env: dict[str, str]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """A copy of the extra hook environment (on top of `PASS_THROUGH_ENV`)."""
+        return dict(self._env)
+
+    def set_env(self, **values: str) -> None:
+        """Add or change hook environment variables."""
+        self._env.update(values)
+        _write_env_file(self.state_dir / "hook.env", server_env(self._env))
+
+    def unset_env(self, *names: str) -> None:
+        """Remove hook environment variables set with `env=` or `set_env`."""
+        for name in names:
+            self._env.pop(name, None)
+        _write_env_file(self.state_dir / "hook.env", server_env(self._env))
+
+
 # --------------------------------------------------------------------------- smart HTTP
 
 
 @dataclass
-class HttpServer:
+class HttpServer(_HookEnvironment):
     """A running smart-HTTP Git server (nginx, fcgiwrap, git http-backend, basic auth)."""
 
     port: int
@@ -319,22 +343,6 @@ class HttpServer:
     ) -> str:
         """`http://user:pw@127.0.0.1:<port>/<repo_name>`; `repo_name` is relative to the base."""
         return http_url(self.host, self.port, self.base_path, repo_name, user, password)
-
-    @property
-    def env(self) -> dict[str, str]:
-        """A copy of the extra hook environment (on top of `PASS_THROUGH_ENV`)."""
-        return dict(self._env)
-
-    def set_env(self, **values: str) -> None:
-        """Add or change hook environment variables; effective from the next request."""
-        self._env.update(values)
-        _write_env_file(self.state_dir / "hook.env", server_env(self._env))
-
-    def unset_env(self, *names: str) -> None:
-        """Remove hook environment variables set with `env=` or `set_env`."""
-        for name in names:
-            self._env.pop(name, None)
-        _write_env_file(self.state_dir / "hook.env", server_env(self._env))
 
     def error_log(self) -> str:
         """nginx's error log (includes http-backend's and a non-side-band hook's stderr)."""
@@ -501,7 +509,7 @@ def _unix_ready(path: Path) -> bool:
 
 
 @dataclass
-class SshServer:
+class SshServer(_HookEnvironment):
     """A running sshd for Git over SSH; each authorized key is one pusher (`STEPUP_PUSHER`)."""
 
     port: int
@@ -542,22 +550,6 @@ class SshServer:
         if not path.is_absolute():
             path = self.base_path / path
         return f"ssh://{self.user}@{self.host}:{self.port}{path.resolve().as_posix()}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        """A copy of the extra hook environment (on top of `PASS_THROUGH_ENV`)."""
-        return dict(self._env)
-
-    def set_env(self, **values: str) -> None:
-        """Add or change hook environment variables; effective from the next connection."""
-        self._env.update(values)
-        _write_env_file(self.state_dir / "hook.env", server_env(self._env))
-
-    def unset_env(self, *names: str) -> None:
-        """Remove hook environment variables set with `env=` or `set_env`."""
-        for name in names:
-            self._env.pop(name, None)
-        _write_env_file(self.state_dir / "hook.env", server_env(self._env))
 
     def log(self) -> str:
         """sshd's log (`-e`: it logs to stderr)."""
