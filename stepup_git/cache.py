@@ -1,14 +1,23 @@
-"""A persistent verification cache: (object id, keyring digest, policy digest) -> verification.
+"""What a push learns that the next one may reuse, in the repository's ``stepup/`` folder.
 
-It only ever saves work: a verification is a pure function of the object's bytes (named by its id),
-the keyring and the policy's SSH keys, so a hit under the same digests is the same answer. Anything
-going wrong with the cache file disables the cache for the push; it never decides a push.
+- Verifications, (object id, keyring digest, policy digest) -> verification, in SQLite
+  (``verified.sqlite``). A verification is a pure function of the object's bytes (named by its id),
+  the keyring and the policy's SSH keys, so a hit under the same digests is the same answer. SQLite is
+  opened only for a batch of at least ``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies
+  them sooner than SQLite opens.
+- Facts, one small file each, so that looking one up costs a ``stat``, not SQLite: a range whose every
+  commit verified (``ranges/``, see ``judge.Judge._known_range``) and a commit proven an ancestor of
+  another (``ancestry/``: ids name whole histories, so the fact never changes).
+
+It only ever saves work. Anything going wrong with a cache file disables it for the push; it never
+decides a push.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,13 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-TABLES = (
-    "verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))",
-    "ranges (new TEXT NOT NULL, base TEXT NOT NULL, context TEXT NOT NULL, summary TEXT NOT NULL, "
-    "PRIMARY KEY (new, base, context))",
-    # context-free: whether a commit is an ancestor of another depends on the ids alone
-    "ancestors (old TEXT NOT NULL, new TEXT NOT NULL, PRIMARY KEY (old, new))",
-)
+TABLES = ("verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))",)
 FLUSH_EVERY = 2000
 BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
 
@@ -37,7 +40,6 @@ class SqliteStore:
         self.context = context
         self._error = sqlite3.Error
         self._pending: list[tuple[str, str, str]] = []
-        self._ancestors: list[tuple[str, str]] = []
         self._db: sqlite3.Connection | None = None
         self._ready = False
         try:
@@ -58,8 +60,8 @@ class SqliteStore:
                 if mode == "wal":  # a cache needs no durability across a power loss, only the
                     self._db.execute("PRAGMA synchronous=NORMAL")  # consistency that WAL keeps with it
                 present = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                                           "('verified', 'ranges', 'ancestors')").fetchone()[0]
-                if present != 3:
+                                           "('verified')").fetchone()[0]
+                if present != len(TABLES):
                     with self._db:  # a new cache: its tables in one transaction
                         self._db.execute("BEGIN IMMEDIATE")
                         for table in TABLES:
@@ -87,45 +89,6 @@ class SqliteStore:
             return {}
         return found
 
-    def get_range(self, new: str, base: str) -> list[list[Any]] | None:
-        """The summary kept for a range whose every commit verified (see ``judge.Judge._signed``)."""
-        if not self._prepare():
-            return None
-        assert self._db is not None
-        try:
-            row = self._db.execute("SELECT summary FROM ranges WHERE new = ? AND base = ? AND context = ?",
-                                   (new, base, self.context)).fetchone()
-            summary = json.loads(row[0]) if row else None
-        except (self._error, ValueError):
-            return None
-        return summary if isinstance(summary, list) else None
-
-    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
-        if not self._prepare():
-            return
-        assert self._db is not None
-        try:
-            with self._db:
-                self._db.execute("INSERT OR REPLACE INTO ranges VALUES (?, ?, ?, ?)",
-                                 (new, base, self.context, json.dumps(summary, separators=(",", ":"))))
-        except self._error:
-            pass
-
-    def is_ancestor(self, old: str, new: str) -> bool:
-        """Whether an earlier push proved ``old`` an ancestor of ``new`` (False: not known)."""
-        if not self._prepare():
-            return False
-        assert self._db is not None
-        try:
-            row = self._db.execute("SELECT 1 FROM ancestors WHERE old = ? AND new = ?", (old, new)).fetchone()
-        except self._error:
-            return False
-        return row is not None
-
-    def put_ancestor(self, old: str, new: str) -> None:
-        if self._db is not None:
-            self._ancestors.append((old, new))
-
     def put(self, oid: str, verified: Verified) -> None:
         if self._db is None:
             return
@@ -134,16 +97,14 @@ class SqliteStore:
             self.flush()
 
     def flush(self) -> None:
-        if not (self._pending or self._ancestors) or not self._prepare():
+        if not self._pending or not self._prepare():
             return
         rows, self._pending = self._pending, []
-        ancestors, self._ancestors = self._ancestors, []
         assert self._db is not None
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("INSERT OR REPLACE INTO verified VALUES (?, ?, ?)", rows)
-                self._db.executemany("INSERT OR IGNORE INTO ancestors VALUES (?, ?)", ancestors)
         except self._error:
             pass
 
@@ -156,21 +117,76 @@ class SqliteStore:
             self._db = None
 
 
+def context_of(keyring_digest: str, policy_digest: str) -> str:
+    return sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
+
+
 def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> SqliteStore:
-    context = sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
-    return SqliteStore(state_dir / "verified.sqlite", context)
+    return SqliteStore(state_dir / "verified.sqlite", context_of(keyring_digest, policy_digest))
+
+
+class Facts:
+    """Ranges and ancestry as small files under the state folder (see the module's docstring)."""
+
+    def __init__(self, state_dir: Path, context: str) -> None:
+        self.ranges = os.path.join(state_dir, "ranges")
+        self.ancestry = os.path.join(state_dir, "ancestry")
+        self.context = context
+
+    def _range_file(self, new: str, base: str) -> str:
+        return os.path.join(self.ranges, sha256(f"{self.context}:{new}:{base}".encode()).hexdigest()[:40] + ".json")
+
+    def _ancestry_file(self, old: str, new: str) -> str:
+        return os.path.join(self.ancestry, new[:2], f"{new}.{old}")
+
+    def get_range(self, new: str, base: str) -> list[list[Any]] | None:
+        """The summary kept for a range whose every commit verified under this context, or None."""
+        try:
+            with open(self._range_file(new, base), "rb") as f:
+                summary = json.loads(f.read())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, list) else None
+
+    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
+        _write(self._range_file(new, base), json.dumps(summary, separators=(",", ":")).encode())
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        return os.path.isfile(self._ancestry_file(old, new))
+
+    def put_ancestor(self, old: str, new: str) -> None:
+        _write(self._ancestry_file(old, new), b"")
+
+
+def _write(path: str, data: bytes) -> None:
+    """Write a file whole or not at all (best effort: a fact not kept is only found again later)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 class LazyStore:
-    """Opens the SQLite store on first use, so pushes too small to need it never load sqlite3."""
+    """Verifications in SQLite, opened on first use (pushes too small to need it never load sqlite3),
+    and facts in files. Facts learnt by a push are kept only when it verified in bulk: a small range is
+    walked again sooner than its facts would pile up."""
 
     def __init__(self, state_dir: Path, keyring_digest: str, policy_digest: str) -> None:
         self._args = (state_dir, keyring_digest, policy_digest)
         self._store: SqliteStore | None = None
+        self._bulk = False
+        self.facts = Facts(state_dir, context_of(keyring_digest, policy_digest))
+        self._ancestors: list[tuple[str, str]] = []
 
     def _open(self) -> SqliteStore:
         if self._store is None:
             self._store = open_store(*self._args)
+            self._bulk = True
         return self._store
 
     def get_many(self, oids: Sequence[str]) -> dict[str, Verified]:
@@ -184,18 +200,23 @@ class LazyStore:
             self._store.flush()
 
     def close(self) -> None:
+        if self._bulk:
+            for old, new in self._ancestors:
+                self.facts.put_ancestor(old, new)
+        self._ancestors = []
         if self._store is not None:
             self._store.close()
             self._store = None
 
     def get_range(self, new: str, base: str) -> list[list[Any]] | None:
-        return self._open().get_range(new, base)
+        return self.facts.get_range(new, base)
 
     def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
-        self._open().put_range(new, base, summary)
+        if self._bulk:
+            self.facts.put_range(new, base, summary)
 
     def is_ancestor(self, old: str, new: str) -> bool:
-        return self._open().is_ancestor(old, new)
+        return self.facts.is_ancestor(old, new)
 
     def put_ancestor(self, old: str, new: str) -> None:
-        self._open().put_ancestor(old, new)
+        self._ancestors.append((old, new))

@@ -17,6 +17,7 @@ from support.keys import Gpg, Key, People, key_toml
 from support.repos import Clone, PushResult, Server, Signer, signing_config
 
 from stepup_git.cache import FLUSH_EVERY, open_store
+from stepup_git.evaluate import STORE_MIN
 from stepup_git.signatures import Verified
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,3 +342,20 @@ def test_cached_failure_is_not_reused_after_the_policy_lists_the_key(people: Peo
     )
     assert_accepted(clone.push("HEAD:refs/heads/topic"), server, "refs/heads/topic", tip)
     assert cache_rows(server) == [COMMITS, COMMITS]
+
+
+def test_a_small_push_verifies_without_the_cache_and_keeps_nothing(people: People, server: Server,
+                                                                   clone: Clone) -> None:
+    """Below STORE_MIN signatures a push neither opens SQLite nor keeps facts; from STORE_MIN on it does."""
+    server.write_policy(policy_text(key_toml(people.alice, "alice", "maintainer")),
+                        {"alice.asc": people.alice.export()})
+    server.install()
+    state = server.path / "stepup"
+    small = signed_commits(clone, people.alice, STORE_MIN - 1)[-1]
+    assert_accepted(clone.push("HEAD:refs/heads/small"), server, "refs/heads/small", small)
+    assert sorted(p.name for p in state.iterdir()) == ["audit.jsonl", "audit.jsonl.head", "audit.jsonl.lock"]
+    clone.write("other.txt", "another tree, so that no commit of the next chain is one of the first\n")
+    clone.git("add", "other.txt")
+    big = signed_commits(clone, people.alice, STORE_MIN)[-1]
+    assert_accepted(clone.push("HEAD:refs/heads/big"), server, "refs/heads/big", big)
+    assert cache_rows(server) == [STORE_MIN]
