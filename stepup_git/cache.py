@@ -21,6 +21,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .files import replace_file
 from .lean import sha256
 from .signatures import Verified
 
@@ -28,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-TABLES = ("verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))",)
+TABLE = "verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))"
 FLUSH_EVERY = 2000
 BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
 
@@ -59,13 +60,10 @@ class SqliteStore:
                     mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if mode == "wal":  # a cache needs no durability across a power loss, only the
                     self._db.execute("PRAGMA synchronous=NORMAL")  # consistency that WAL keeps with it
-                present = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                                           "('verified')").fetchone()[0]
-                if present != len(TABLES):
-                    with self._db:  # a new cache: its tables in one transaction
-                        self._db.execute("BEGIN IMMEDIATE")
-                        for table in TABLES:
-                            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} WITHOUT ROWID")
+                present = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                           "AND name = 'verified'").fetchone()[0]
+                if not present:  # a new cache (the check needs no write lock; the creation does)
+                    self._db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} WITHOUT ROWID")
                 self._ready = True
             except self._error:
                 self._db = None
@@ -159,16 +157,9 @@ class Facts:
 
 
 def _write(path: str, data: bytes) -> None:
-    """Write a file whole or not at all (best effort: a fact not kept is only found again later)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    """Best effort: a fact not kept is only found again later."""
+    with contextlib.suppress(OSError):
+        replace_file(path, data)
 
 
 class LazyStore:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import PolicyError, SignatureError
+from .files import replace_file
 from .lean import sha256
 from .policy import Policy
 from .record import record
@@ -98,10 +99,7 @@ class Keyring:
         content = "".join(lines)
         path = state_dir / "keyring" / f"allowed_signers-{sha256(content.encode()).hexdigest()[:20]}"
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_text(content)
-            os.replace(tmp, path)
+            replace_file(path, content.encode())
         return path
 
 

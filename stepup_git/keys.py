@@ -30,6 +30,7 @@ from typing import Any
 import tomlkit
 
 from .errors import PolicyError, StepupError, UsageError
+from .files import replace_file
 from .keyring import KeyInfo, Keyring, keyring_files, run_gpg
 from .policy import Key, Policy, load, normalize_fingerprint, parse_ssh_key
 from .policycheck import check_policy
@@ -306,10 +307,7 @@ def _place(target: Path, data: bytes) -> bool:
         if target.read_bytes() == data:
             return False
         raise StepupError(f"{target} already exists with other content; remove or rename it first")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    replace_file(target, data)
     return True
 
 

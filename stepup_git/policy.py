@@ -7,6 +7,7 @@ on them later.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from .errors import PolicyError
+from .files import replace_file
 from .lean import b64decode, b64encode, sha256
 from .patterns import PathPatterns, RefPattern
 from .record import record
@@ -388,13 +390,8 @@ def _thaw(snapshot: Path, path: Path, digest: str) -> Policy | None:
 
 def _write_snapshot(snapshot: Path, policy: Policy) -> None:
     """Best effort: a snapshot that cannot be written only costs the next push a full load."""
-    try:
-        snapshot.parent.mkdir(parents=True, exist_ok=True)
-        tmp = snapshot.with_name(f".{snapshot.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(_freeze(policy)))
-        os.replace(tmp, snapshot)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        replace_file(snapshot, json.dumps(_freeze(policy)).encode())
 
 
 def _line_of(problem: str) -> int:
