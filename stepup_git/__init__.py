@@ -1,3 +1,3 @@
 """stepup-git: step-up authentication for Git pushes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

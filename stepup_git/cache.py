@@ -21,6 +21,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
 from .files import replace_file
 from .lean import sha256
 from .signatures import Verified
@@ -116,7 +117,10 @@ class SqliteStore:
 
 
 def context_of(keyring_digest: str, policy_digest: str) -> str:
-    return sha256(f"{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
+    """What every cached answer is keyed by besides the object: the keyring, the policy and the package
+    version (what an earlier version kept, perhaps read while replace refs substituted objects, is
+    never trusted)."""
+    return sha256(f"{__version__}:{keyring_digest}:{policy_digest}".encode()).hexdigest()[:32]
 
 
 def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> SqliteStore:
@@ -135,7 +139,7 @@ class Facts:
         return os.path.join(self.ranges, sha256(f"{self.context}:{new}:{base}".encode()).hexdigest()[:40] + ".json")
 
     def _ancestry_file(self, old: str, new: str) -> str:
-        return os.path.join(self.ancestry, new[:2], f"{new}.{old}")
+        return os.path.join(self.ancestry, __version__, new[:2], f"{new}.{old}")
 
     def get_range(self, new: str, base: str) -> list[list[Any]] | None:
         """The summary kept for a range whose every commit verified under this context, or None."""

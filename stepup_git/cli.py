@@ -122,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .gitrepo import Repo, Update
 
     zero = {"0" * 40, "0" * 64}
-    repo = Repo(str(args.repo))
+    repo = Repo(str(args.repo), env=os.environ)
     old = None if args.old in zero else _resolve(repo, args.old)
     new = None if args.new in zero else _resolve(repo, args.new)
     if old is None and new is None:
@@ -133,7 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .gitrepo import Repo, Update
 
-    repo = Repo(str(args.repo))
+    repo = Repo(str(args.repo), env=os.environ)
     a, sep, b = args.range_.partition("..")
     if not sep or not b:
         raise UsageError(f"--range must be A..B, not {args.range_!r}")
@@ -172,9 +172,8 @@ def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Pa
     from .findings import iso, render
     from .gitrepo import Repo
 
-    repo = repo or Repo(str(args.repo))
-    if update.old is None:
-        repo.pretend_absent(update.ref)
+    repo = repo or Repo(str(args.repo), env=os.environ)
+    repo.pretend_absent(update.ref)  # where the ref stands is the update's old
     git_dir = Path(repo.path)
     policy_file = args.policy
     if policy_file is None:
@@ -186,8 +185,7 @@ def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Pa
     now = _parse_now(args.now) if args.now else datetime.now(UTC)
     from .hook import shared_cache_dir
 
-    session = Session.open(policy, repo, git_dir / "stepup",
-                           shared_dir=shared_cache_dir(os.environ))
+    session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))
     certificate = None
     if certificate_file is not None:
         from .pushcert import from_file

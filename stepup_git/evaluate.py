@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from .errors import PolicyError
@@ -98,12 +98,13 @@ class Session:
         self.state_dir = state_dir
 
     @classmethod
-    def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, cache: bool = True,
+    def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, now: datetime, cache: bool = True,
              shared_dir: Path | None = None) -> Session:
         """``state_dir``: the repository's own state (verification cache, replay store); ``shared_dir``:
-        where keyrings are built, once per keyring content, for every repository (default: state_dir)."""
+        where keyrings are built, once per keyring content, for every repository (default: state_dir);
+        ``now``: the time the keys are judged at."""
         keyring = Keyring.open(policy, shared_dir or state_dir)
-        errors, _ = keyring_problems(policy, keyring, datetime.now(UTC))
+        errors, _ = keyring_problems(policy, keyring, now)
         if errors:
             raise PolicyError(errors)  # a policy with an error never half-loads
         verifier = Verifier(policy, keyring, shared_dir or state_dir, timeout=policy.settings.timeout.total_seconds())

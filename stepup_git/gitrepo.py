@@ -1,11 +1,13 @@
-"""The repository as SPEC §2 sees it: updates, their action, base, added commits and changed paths.
+"""The repository as SPEC §2 sees it: updates, their action, added commits and changed paths.
 
 Objects, refs, diffs and configuration are read through the ``git`` command itself: one long-lived
 ``git cat-file --batch`` for objects, and ``rev-list``, ``diff-tree``, ``merge-base``, ``config``
 where Git computes the answer. Inside a pre-receive hook the pushed objects are still in Git's
 quarantine directory; these commands inherit the hook's environment (``GIT_OBJECT_DIRECTORY``,
 ``GIT_ALTERNATE_OBJECT_DIRECTORIES``, ``GIT_QUARANTINE_PATH``), so they see exactly what Git sees,
-configuration included. (pygit2 sees them too when opened with ``RepositoryOpenFlag.FROM_ENV``, but
+configuration included. Every git process runs with ``GIT_NO_REPLACE_OBJECTS=1`` and no graft file, so
+a pushed ``refs/replace/*`` ref (or a graft) can never substitute the objects being judged (SPEC §6).
+(pygit2 sees them too when opened with ``RepositoryOpenFlag.FROM_ENV``, but
 importing it costs about 75 ms, most of the hook's start-up budget: see ``bench/README.md``.)
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from .errors import GitError
@@ -28,6 +30,10 @@ BATCH = 1000  # object names per cat-file batch: 41-65 bytes each, under a pipe'
 # and keeps 96 MiB of delta bases by default, and mapped pages count as the hook's memory.
 GIT = ("git", "-c", "core.packedGitWindowSize=1m", "-c", "core.packedGitLimit=4m",
        "-c", "core.deltaBaseCacheLimit=4m")
+# What is judged is the objects themselves (SPEC §6): git must not substitute replace refs or grafts for
+# them, and answers in a fixed language.
+_FIXED_ENV = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": "/nonexistent/stepup-git/no-grafts", "LC_ALL": "C"}
+BASELINE = "baseline"  # the file in the repository's stepup/ folder that keeps the baseline (SPEC §2)
 # Variables that point git at another repository: a command-line run (check, verify) drops them.
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
              "GIT_QUARANTINE_PATH", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
@@ -95,20 +101,22 @@ def split_tag(raw: bytes) -> tuple[bytes | None, bytes]:
 class Repo:
     """A repository read through the git command; quarantine-aware when ``from_env`` is set."""
 
-    def __init__(self, path: str | None, *, from_env: bool = False, remote: str | None = None) -> None:
-        """``from_env``: the hook; git finds the repository and its quarantine from the environment.
-        ``remote``: judge as that remote's server would, in a clone: its remote-tracking refs are the
-        existing refs and its HEAD the default branch (the client pre-push hook)."""
+    def __init__(self, path: str | None, *, env: Mapping[str, str], from_env: bool = False,
+                 remote: str | None = None) -> None:
+        """``env``: the environment git runs in (the caller's, passed in). ``from_env``: the hook; git
+        finds the repository and its quarantine from ``env``. ``remote``: judge as that remote's server
+        would, in a clone: its remote-tracking refs are the existing refs (the client pre-push hook)."""
         self.remote = remote
         self.absent: set[str] = set()  # refs a dry run treats as not existing yet (see pretend_absent)
-        self._env = dict(os.environ)
+        self._env = dict(env)
         if not from_env:
             for name in _REPO_ENV:
                 self._env.pop(name, None)
+        self._env.update(_FIXED_ENV)
         self._batch: Child | None = None
         self._config: dict[str, str] | None = None
         self._config_child: Child | None = None
-        self._ref_commits: list[str] | None = None  # refs do not move while a push is judged
+        self._refs: list[tuple[str, str]] | None = None  # refs do not move while a push is judged
         if not os.path.isdir(path or "."):
             raise GitError(f"cannot open the repository {path}: no such directory")
         if from_env and self._env.get("GIT_DIR"):  # a hook: git names the repository (one git process less)
@@ -257,6 +265,11 @@ class Repo:
             return None
         return found[0]
 
+    def first_parent(self, oid: str) -> str | None:
+        """A commit's first parent, or None for a root commit (or what is not a commit)."""
+        found = self._cat(f"{oid}^1") if oid else None
+        return found[0] if found else None
+
     def _peel_tree(self, oid: str | None) -> str | None:
         if oid is None:
             return None
@@ -287,49 +300,66 @@ class Repo:
     # -- refs -----------------------------------------------------------------------------
 
     def pretend_absent(self, ref: str) -> None:
-        """Judge a create of ``ref`` outside a push (``check``, ``verify``): in a clone the branch, and
-        its remote-tracking twin, usually exist already, but on the server they do not yet."""
+        """Judge an update of ``ref`` outside a push (``check``, ``verify``): the update's ``old`` says
+        where the ref stands, so neither the ref nor its remote-tracking twin may vet anything."""
         self.absent.add(ref)
-        self._ref_commits = None
+        self._refs = None
         if ref.startswith("refs/heads/"):
             for remote in {"origin", self.remote or "origin"}:
                 self.absent.add(f"refs/remotes/{remote}/{ref.removeprefix('refs/heads/')}")
 
-    def default_branch(self) -> str | None:
-        """The commit that HEAD's branch points to, when both exist."""
-        if not self.remote and not self.absent:  # the server's own HEAD: cat-file follows it
-            found = self._cat("HEAD^{commit}")
-            return found[0] if found else None
-        head = f"refs/remotes/{self.remote}/HEAD" if self.remote else "HEAD"
-        code, out = self._git("symbolic-ref", "-q", head, ok=(0, 1, 128))
-        if code != 0:  # detached, or no such ref: a dry run or a clone has no default branch to go by
-            return None
-        target = out.decode().strip()
-        if target in self.absent:
-            return None
-        found = self._cat(f"{target}^{{commit}}")
-        return found[0] if found else None
+    def refs(self) -> list[tuple[str, str]]:
+        """(name, commit) of each existing ref that leads to a commit, listed once. In a clone judged
+        for a remote (``remote``), that remote's tracking refs stand for its branches
+        (``refs/remotes/origin/main`` as ``refs/heads/main``) and nothing else is the server's."""
+        if self._refs is None:
+            self._refs = self._list_refs()
+        return self._refs
 
-    def ref_commits(self) -> list[str]:
-        """The commits that the repository's refs lead to (non-commits skipped), listed once."""
-        if self._ref_commits is None:
-            self._ref_commits = self._list_ref_commits()
-        return self._ref_commits
-
-    def _list_ref_commits(self) -> list[str]:
+    def _list_refs(self) -> list[tuple[str, str]]:
         prefix = f"refs/remotes/{self.remote}/" if self.remote else "refs/"
         _, out = self._git("for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) "
                            "%(refname)", prefix)
-        tips = []
-        for line in out.decode("utf-8", errors="replace").splitlines():
+        found = []
+        for line in out.decode("utf-8", errors="surrogateescape").split("\n"):
             parts = line.split(" ", 4)
             if len(parts) != 5 or parts[4] in self.absent:
                 continue
+            name = parts[4]
+            if self.remote:
+                if name == f"{prefix}HEAD":
+                    continue
+                name = "refs/heads/" + name.removeprefix(prefix)
             if parts[1] == "commit":
-                tips.append(parts[0])
+                found.append((name, parts[0]))
             elif parts[1] == "tag" and parts[3] == "commit":
-                tips.append(parts[2])
-        return tips
+                found.append((name, parts[2]))
+        return found
+
+    def baseline(self) -> list[str]:
+        """The commits of the baseline that ``stepup-git install`` (or ``baseline``) recorded in the
+        repository's ``stepup/`` folder (SPEC §2); none when it was never recorded, or in a clone."""
+        if self.remote:
+            return []
+        try:
+            with open(os.path.join(self.path, "stepup", BASELINE), "rb") as f:
+                text = f.read().decode("ascii")
+        except (OSError, UnicodeDecodeError):
+            return []
+        return [word for line in text.split("\n") if (word := line.partition(" ")[0]) and _OID.fullmatch(word)]
+
+    def record_baseline(self) -> int:
+        """Record the current ref tips as the baseline; returns how many commits it holds."""
+        from .files import replace_file
+
+        tips = sorted({commit for _, commit in self.refs()})
+        names: dict[str, str] = {}
+        for name, commit in self.refs():
+            names.setdefault(commit, name)
+        text = "".join(f"{commit} {names[commit]}\n" for commit in tips)
+        os.makedirs(os.path.join(self.path, "stepup"), exist_ok=True)
+        replace_file(os.path.join(self.path, "stepup", BASELINE), text.encode("utf-8", errors="surrogateescape"))
+        return len(tips)
 
     # -- SPEC §2 --------------------------------------------------------------------------
 
@@ -345,55 +375,41 @@ class Repo:
         code, _ = self._git("merge-base", "--is-ancestor", update.old, update.new, ok=(0, 1))
         return "update" if code == 0 else "force-push"
 
-    def base(self, update: Update) -> str | None:
-        """``old`` when it exists; for a create, the merge-base of ``new`` with the default branch."""
-        if update.old is not None:
-            return update.old
-        new = self.peel_commit(update.new)
-        head = self.default_branch()
-        if new is None or head is None:
-            return None
-        code, out = self._git("merge-base", new, head, ok=(0, 1))
-        return out.decode().strip() if code == 0 and out.strip() else None
-
-    def _hide(self, base: str | None) -> tuple[list[str], list[str]]:
-        """What a walk from an update's new commit leaves out: (``^commit`` lines for rev-list's input,
-        arguments for its command line). No base: every existing ref."""
-        if base is not None:
-            peeled = self.peel_commit(base)
-            return ([f"^{peeled}\n"] if peeled else []), []
-        if not self.remote and not self.absent:
-            return [], ["--not", "--all"]  # the refs as git sees them, without listing them first
-        return [f"^{oid}\n" for oid in self.ref_commits()], []
-
-    def added_commits(self, update: Update, base: str | None) -> Iterator[str]:
-        """Commits reachable from ``new`` and not from ``base`` (no base: not from any existing ref),
-        newest first, streamed from ``git rev-list`` so that a push's size never grows this process
-        (``--reverse`` would make git hold the whole list)."""
+    def _walk_request(self, update: Update, vetted: Sequence[str]) -> bytes | None:
+        """rev-list's input for the update's added commits: ``new``, then ``^old`` and ``^`` each vetted
+        commit (one that is gone, such as a baseline commit since collected, is ignored); None when
+        ``new`` leads to no commit."""
         new = self.peel_commit(update.new)
         if new is None:
+            return None
+        old = self.peel_commit(update.old)
+        hidden = dict.fromkeys([*([old] if old else []), *vetted])
+        return "".join([f"{new}\n", *(f"^{oid}\n" for oid in hidden)]).encode()
+
+    def added_commits(self, update: Update, vetted: Sequence[str]) -> Iterator[str]:
+        """SPEC §2's added commits: reachable from ``new``, not from ``old`` and not from the ``vetted``
+        commits (the rule's refs and the baseline); newest first, streamed from ``git rev-list`` so
+        that a push's size never grows this process (``--reverse`` would make git hold the whole list)."""
+        request = self._walk_request(update, vetted)
+        if request is None:
             return
-        hidden, args = self._hide(base)
-        request = "".join([f"{new}\n", *hidden]).encode()
-        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--stdin", *args], request,
+        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--ignore-missing", "--stdin"], request,
                                  f"git rev-list for {update.ref}", sep=b"\n"):
             yield line.decode("ascii")
 
-    def changed_paths(self, update: Update, base: str | None) -> Iterator[str]:
-        """Paths whose blob, mode or type differ between base and new, then those each added commit
-        changes against its first parent. Renames appear at both paths (no rename detection)."""
+    def changed_paths(self, update: Update, vetted: Sequence[str]) -> Iterator[tuple[str, bool]]:
+        """SPEC §2's changed paths as (path, is a gitlink): for an update, those whose blob, mode or
+        type differ between old and new; then those each added commit changes against its first
+        parent. Renames appear at both paths (no rename detection); names keep their bytes."""
         new_tree = self._peel_tree(update.new)
-        base_tree = self._peel_tree(base)
-        if new_tree is None and base_tree is None:
+        old_tree = self._peel_tree(update.old)
+        if update.old is not None and (new_tree is not None or old_tree is not None):
+            empty = EMPTY_TREE[len(new_tree or old_tree or "0" * 40)]
+            _, out = self._git("diff-tree", "-r", "-z", "--no-renames", old_tree or empty, new_tree or empty)
+            yield from _diff_paths(out.split(b"\0"))
+        request = self._walk_request(update, vetted)
+        if request is None:
             return
-        empty = EMPTY_TREE[len(new_tree or base_tree or "0" * 40)]
-        _, out = self._git("diff-tree", "-r", "-z", "--no-renames", base_tree or empty, new_tree or empty)
-        yield from _diff_paths(out.split(b"\0"))
-        new = self.peel_commit(update.new)
-        if new is None:
-            return
-        hidden, args = self._hide(base)
-        request = "".join([f"{new}\n", *hidden]).encode()
         # Each added commit against its first parent (a root commit against the empty tree). awk hands
         # the commits to a new diff-tree every DIFF_CHUNK commits: one diff-tree keeps every tree it has
         # read, so a single one would grow with the push (about 1 kB a commit). A failure of rev-list
@@ -402,14 +418,15 @@ class Repo:
         diff = f'{git} --git-dir "$STEPUP_GIT_DIR" diff-tree --stdin -r -z --no-renames --root'
         script = (
             'STEPUP_GIT_DIR="$1"; export STEPUP_GIT_DIR; shift; '
-            f'{{ {git} --git-dir "$STEPUP_GIT_DIR" rev-list --parents --stdin "$@" || echo rev-list-failed; }} | '
+            f'{{ {git} --git-dir "$STEPUP_GIT_DIR" rev-list --parents --ignore-missing --stdin '
+            '|| echo rev-list-failed; } | '
             f"awk -v chunk={DIFF_CHUNK} -v diff='{diff}' '"
             "/^rev-list-failed$/ { exit 3 } "
             "{ if (NF > 1) print $1, $2 | diff; else print $1 | diff; busy = 1 } "
             "NR % chunk == 0 { busy = 0; if (close(diff)) exit 4 } "
             "END { if (busy && close(diff)) exit 4 }'"
         )
-        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path, *args], request,
+        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path], request,
                                             f"git diff-tree for {update.ref}", sep=b"\0"))
 
     def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
@@ -450,15 +467,20 @@ def _signed(oid: str, found: tuple[str, str, bytes] | None) -> SignedObject | No
     return None
 
 
-def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[str]:
-    """The paths in ``git diff-tree -z --no-renames`` output (commit ids and metadata skipped)."""
-    want_path = False
+GITLINK = b"160000"
+
+
+def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[tuple[str, bool]]:
+    """(path, is a gitlink on either side) in ``git diff-tree -z --no-renames`` output (commit ids
+    skipped). A name that is not UTF-8 keeps its bytes as surrogate escapes."""
+    gitlink: bool | None = None
     for token in tokens:
-        if want_path:
-            yield token.decode("utf-8", errors="surrogateescape")
-            want_path = False
+        if gitlink is not None:
+            yield token.decode("utf-8", errors="surrogateescape"), gitlink
+            gitlink = None
         elif token.startswith(b":"):
-            want_path = True
+            old_mode, _, rest = token[1:].partition(b" ")
+            gitlink = old_mode == GITLINK or rest.startswith(GITLINK)
 
 
 def split_commit(raw: bytes) -> tuple[bytes | None, bytes]:

@@ -108,7 +108,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
         raise GitError("the hook's input is not UTF-8 text") from None
     updates = parse_updates(text)
 
-    repo = Repo(env.get("GIT_DIR") or ".", from_env=True)  # starts git config and cat-file
+    repo = Repo(env.get("GIT_DIR") or ".", env=env, from_env=True)  # starts git config and cat-file
     try:
         return _judge(repo, updates, raw, env, out, state, launcher)
     finally:
@@ -142,7 +142,7 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, env: dict[str, str], o
     from .evaluate import Session, audit_record
     from .findings import render
 
-    session = Session.open(policy, repo, state_dir, shared_dir=shared)
+    session = Session.open(policy, repo, state_dir, now=now, shared_dir=shared)
     certificate = None
     if env.get("GIT_PUSH_CERT", "").strip():  # only signed pushes load the certificate machinery
         from .pushcert import from_environment

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layouts
 from .errors import StepupError, UsageError
+from .gitrepo import BASELINE
 from .hook import CHAINED
 
 if TYPE_CHECKING:
@@ -40,6 +41,18 @@ def register(sub: Any) -> None:
                    help="install a pre-push hook into working clones that predicts the server's verdict")
     p.add_argument("--strict", action="store_true", help="with --client: stop pushes predicted to be rejected")
     p.set_defaults(func=cmd_install)
+
+    b = sub.add_parser("baseline", help="record the repository's ref tips as its baseline (vetted history)")
+    b.add_argument("repo", type=Path, metavar="REPO")
+    b.set_defaults(func=cmd_baseline)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    repo = _open(args.repo)
+    count = repo.record_baseline()
+    print(f"stepup-git: baseline of {Path(repo.path).resolve()} recorded: {count} commit(s) and their history "
+          "are vetted")
+    return 0
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -116,11 +129,16 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
     if current is None or not current.isdigit() or int(current) > slop or int(current) == 0:
         repo.set_config("receive.certNonceSlop", str(slop))
     repo.set_config("receive.advertisePushOptions", "true")
+    baseline = None
+    if not (git_dir / "stepup" / BASELINE).exists():  # the first install: the history as it stands is trusted
+        baseline = repo.record_baseline()
     if layout == "gitolite":
         layouts.gitolite_link_hooks()
     effective = mode or repo.config("stepup.mode") or loaded.settings.mode
     note = f", chained: {chained.name}" if chained.exists() else ""
     lines = [f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"]
+    if baseline:
+        lines.append(f"  baseline: {baseline} commit(s) recorded; their history is vetted")
     if layout != "plain":
         lines.append(f"  hook: {hook}")
     lines += [f"  next: {step}" for step in layouts.next_steps(layout, hook)]
@@ -162,7 +180,7 @@ def _open(path: Path) -> Repo:
     from .gitrepo import Repo
 
     try:
-        return Repo(str(path))
+        return Repo(str(path), env=os.environ)
     except GitError:
         raise StepupError(f"not a Git repository: {path}") from None
 

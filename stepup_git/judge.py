@@ -43,11 +43,22 @@ class Judge:
         self.signatures = signatures
         self.ctx = context
         self.ancestry = ancestry
+        self._vetted: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
-    def added(self, update: Update, base: str | None) -> Iterator[str]:
-        """The update's added commits, streamed (walked again by each rule that needs them, so that
-        memory does not grow with the push)."""
-        return self.repo.added_commits(update, base)
+    def vetted(self, rule: Rule) -> tuple[str, ...]:
+        """SPEC §2's vetted commits of a rule, as the tips they are reachable from: existing refs that
+        the rule's ``refs`` patterns match, and the repository's baseline. A commit reachable only from
+        other refs (a feature branch, a note, a replace ref, a tag a pusher parked) is not vetted."""
+        key = rule.refs
+        if (known := self._vetted.get(key)) is None:
+            tips = [commit for name, commit in self.repo.refs() if rule.matches_ref(name)]
+            known = self._vetted[key] = tuple(dict.fromkeys([*tips, *self.repo.baseline()]))
+        return known
+
+    def added(self, update: Update, rule: Rule) -> Iterator[str]:
+        """The update's added commits under ``rule``, streamed (walked again by each rule that needs
+        them, so that memory does not grow with the push)."""
+        return self.repo.added_commits(update, self.vetted(rule))
 
     def judge(self, updates: Sequence[Update]) -> list[Verdict]:
         return [self._judge_update(u) for u in updates]
@@ -55,23 +66,20 @@ class Judge:
     def _judge_update(self, update: Update) -> Verdict:
         try:
             action = self._action(update)
-            base = self.repo.base(update)
-            if update.old is None and base is not None and self.ancestry is not None:
-                new = self.repo.peel_commit(update.new)
-                if new is not None:
-                    self.ancestry.put_ancestor(base, new)  # a create's base is a merge-base of its tip
-            # Step 1: rules by ref and action, then by changed paths.
+            # Step 1: rules by ref and action, then by changed paths (which depend on the rule's
+            # vetted commits: rules with the same refs share them).
             candidates = [r for r in self.policy.rules if r.matches_ref(update.ref) and action in r.on]
-            paths = _Paths(self, update, base) if any(r.paths for r in candidates) else None
+            paths: dict[tuple[Any, ...], _Paths] = {}
             results = []
             for rule in candidates:
                 matched = None
                 if rule.paths is not None:
-                    assert paths is not None
-                    matched = paths.first_match(rule)
+                    if rule.refs not in paths:
+                        paths[rule.refs] = _Paths(self, update, rule)
+                    matched = paths[rule.refs].first_match(rule)
                     if matched is None:
                         continue
-                result = self._evaluate(rule, update, action, base, matched)
+                result = self._evaluate(rule, update, action, matched)
                 results.append(replace(result, path=matched) if matched else result)
             notes = () if candidates else ("no rule applies",)
             return Verdict(update, action, tuple(results), notes=notes)
@@ -91,14 +99,14 @@ class Judge:
             ancestry.put_ancestor(old, new)
         return action
 
-    def _evaluate(self, rule: Rule, update: Update, action: str, base: str | None, path: str | None) -> RuleResult:
+    def _evaluate(self, rule: Rule, update: Update, action: str, path: str | None) -> RuleResult:
         why = f"{action} of {update.ref}"
         if rule.paths and path:
             why += f" changes {path} ({', '.join(rule.paths.texts)})"
         if rule.require == "deny":
             return self._deny(rule, update, action, why)
         if rule.require == "signed":
-            return self._signed(rule, update, base)
+            return self._signed(rule, update)
         if rule.require == "step-up":
             return self._step_up(rule, update, action, why)
         return self._signed_tag(rule, update, action)
@@ -114,19 +122,22 @@ class Judge:
 
     # Step 2: signed -----------------------------------------------------------------------
 
-    def _signed(self, rule: Rule, update: Update, base: str | None) -> RuleResult:
+    def _signed(self, rule: Rule, update: Update) -> RuleResult:
         assert rule.tier is not None
         tip = self.repo.peel_commit(update.new)
-        base_commit = self.repo.peel_commit(base) if base is not None else None
-        range_key = (tip, base_commit) if tip is not None and base_commit is not None else None
+        old = self.repo.peel_commit(update.old)
+        vetted = self.vetted(rule)
+        # a range is named by its tip and everything it stops at (old and the vetted commits)
+        range_key = (tip, _digest(sorted({*vetted, *([old] if old else [])}))) if tip is not None else None
         if range_key is not None and (known := self._known_range(rule, *range_key)) is not None:
             return known
         # git lists the newest commits first; the last failures seen are the oldest, shown oldest first
-        findings: deque[Finding] = deque(maxlen=MAX_SHOWN)
+        failures: deque[tuple[str, str]] = deque(maxlen=MAX_SHOWN)
         failed = checked = 0
+        oldest_failed: str | None = None
         signers: dict[str, Proof] = {}
         summary: dict[tuple[Any, ...], list[Any]] = {}
-        added = self.added(update, base)
+        added = self.added(update, rule)
         while chunk := list(itertools.islice(added, CHUNK)):
             for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_objects),
                                      strict=True):
@@ -147,13 +158,18 @@ class Judge:
                         summary[entry] = [*entry, verified.created.timestamp() if verified.created else None, oid]
                     continue
                 failed += 1
-                findings.append(Finding(
-                    update.ref, rule.name, f"commit {short(oid)}",
-                    required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
-                    found=problem, fix=_resign_fix(oid == tip, base, rule.tier)))
+                oldest_failed = oid
+                failures.append((oid, problem))
         if failed:
+            # one fix for all of them: amend when only the tip fails, else re-sign from below the oldest
+            fix = _resign_fix(failed == 1 and oldest_failed == tip,
+                              old or self.repo.first_parent(oldest_failed or ""), rule.tier)
+            findings = tuple(Finding(
+                update.ref, rule.name, f"commit {short(oid)}",
+                required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
+                found=problem, fix=fix) for oid, problem in reversed(failures))
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
-                              findings=tuple(reversed(findings)), failed_count=failed)
+                              findings=findings, failed_count=failed)
         if range_key is not None and checked:
             self.signatures.remember_range(*range_key, [[checked], *summary.values()])
         return RuleResult(rule.name, True, f"{checked} new commit(s) signed by policy keys",
@@ -202,26 +218,35 @@ class Judge:
             found.append(text)
             if a_tip is not None:
                 offered.append(("tip-signature", a_tip, update.new))
+        # Proofs count per person: one owner never counts twice, whatever keys they hold (SPEC §4.3).
         counted: dict[str, Proof] = {}
         for kind, a, obj in offered:
             key = a.key
             assert key is not None
             if not self.policy.satisfies(key, rule.tier):
                 found.append(f"{key.owner}'s key {key.short} is tier {key.tier}, below {rule.tier}")
-            elif rule.bind_pusher and self.ctx.pusher is None:
-                found.append(f"the pusher is unknown, so {key.owner}'s proof cannot be bound to the pusher")
-            elif rule.bind_pusher and key.owner != self.ctx.pusher:
-                found.append(f"the proof is {key.owner}'s but the pusher is {self.ctx.pusher}")
-            elif key.id in counted:
-                found.append(f"{key.owner}'s key {key.short} already counted once")
+            elif key.owner in counted:
+                found.append(f"{key.owner} already counted once (one person counts once, whatever keys they hold)")
             else:
-                counted[key.id] = _proof(kind, a, obj)
+                counted[key.owner] = _proof(kind, a, obj)
         proofs = tuple(counted.values())
-        if len(counted) >= rule.signers:
+        bound = True
+        if rule.bind_pusher and counted:
+            if self.ctx.pusher is None:
+                bound = False
+                found.append(f"the pusher is unknown, so {_owners(counted)} proof cannot be bound to the pusher")
+            elif self.ctx.pusher not in counted:
+                bound = False
+                found.append(f"the {'proof is' if len(counted) == 1 else 'proofs are'} {_owners(counted)} "
+                             f"but the pusher is {self.ctx.pusher}")
+        if len(counted) >= rule.signers and bound:
             names = ", ".join(f"{p.owner} ({p.kind})" for p in proofs)
             return RuleResult(rule.name, True, f"step-up proven by {names}: {why}", proofs=proofs)
-        required = (f"{'a fresh proof' if rule.signers == 1 else f'fresh proofs from {rule.signers} different keys'} "
-                    f"of tier {rule.tier} or higher{' owned by the pusher' if rule.bind_pusher else ''}: "
+        whose = ""
+        if rule.bind_pusher:
+            whose = " owned by the pusher" if rule.signers == 1 else ", the pusher one of them"
+        required = (f"{'a fresh proof' if rule.signers == 1 else f'fresh proofs from {rule.signers} different people'} "
+                    f"of tier {rule.tier} or higher{whose}: "
                     + " or ".join(_PROOF_TEXT[p].format(window=age(window)) for p in rule.proofs
                                   if action != "delete" or p == "push-certificate")
                     + f" ({why})")
@@ -314,29 +339,42 @@ _PROOF_TEXT = {
 
 
 class _Paths:
-    """Changed paths of one update, computed lazily and at most once."""
+    """Changed paths of one update under one rule's vetted commits, computed lazily and at most once."""
 
-    def __init__(self, judge: Judge, update: Update, base: str | None) -> None:
-        self._seen: list[str] = []
+    def __init__(self, judge: Judge, update: Update, rule: Rule) -> None:
+        self._seen: list[tuple[str, bool]] = []
         self._known: set[str] = set()
-        self._source: Iterator[str] | None = (
-            judge.repo.changed_paths(update, base) if update.new is not None else iter(())
+        self._source: Iterator[tuple[str, bool]] | None = (
+            judge.repo.changed_paths(update, judge.vetted(rule)) if update.new is not None else iter(())
         )
 
     def first_match(self, rule: Rule) -> str | None:
         assert rule.paths is not None
-        if (hit := rule.paths.first_match(self._seen)) is not None:
-            return hit
+        patterns = rule.paths
+        for path, gitlink in self._seen:
+            if patterns.matches_changed(path, gitlink=gitlink):
+                return path
         while self._source is not None:
-            for path in self._source:
+            for path, gitlink in self._source:
                 if path in self._known:
                     continue
                 self._known.add(path)
-                self._seen.append(path)
-                if rule.paths.first_match((path,)) is not None:
+                self._seen.append((path, gitlink))
+                if patterns.matches_changed(path, gitlink=gitlink):
                     return path
             self._source = None
         return None
+
+
+def _digest(oids: Sequence[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256(" ".join(oids).encode()).hexdigest()
+
+
+def _owners(counted: dict[str, Proof]) -> str:
+    names = [f"{owner}'s" for owner in counted]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _from_ts(value: float | None) -> datetime | None:
@@ -349,9 +387,9 @@ def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:
     return Proof(kind, key.id, key.owner, key.tier, a.signed_at, obj)
 
 
-def _resign_fix(is_tip: bool, base: str | None, tier: str) -> str:
+def _resign_fix(only_tip: bool, base: str | None, tier: str) -> str:
     how = f"sign with a policy key of tier {tier} or higher (git config user.signingkey <key id>)"
-    if is_tip:
+    if only_tip:
         return f"{how}: git commit --amend --no-edit -S, then push again"
     onto = short(base) if base else "--root"
     return (f"{how}: git rebase --rebase-merges --exec 'git commit --amend --no-edit -S' {onto}, "

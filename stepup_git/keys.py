@@ -446,11 +446,11 @@ def _shortfalls(policy: Policy, remaining: list[Key]) -> list[str]:
         if rule.tier is None:
             continue
         need = rule.signers if rule.require == "step-up" else 1
-        before = sum(policy.satisfies(k, rule.tier) for k in policy.keys)
-        after = sum(policy.satisfies(k, rule.tier) for k in remaining)
+        before = len({k.owner for k in policy.keys if policy.satisfies(k, rule.tier)})
+        after = len({k.owner for k in remaining if policy.satisfies(k, rule.tier)})
         if after < need and after < before:
-            warnings.append(f"rule {rule.name!r} needs {need} signer(s) of tier {rule.tier} or higher, but the "
-                            f"policy now lists {after} such key(s): it can never pass")
+            warnings.append(f"rule {rule.name!r} needs {need} signer(s) of tier {rule.tier} or higher, but "
+                            f"now {after} person(s) hold such keys: it can never pass")
     return warnings
 
 

@@ -58,6 +58,7 @@ class RefPattern(_Compiled):
         return self.regex.fullmatch(ref) is not None
 
 
+GITLINK_PROBE = "\x00"  # a name no real path has: it matches only what matches any name below a directory
 DIR_MARK = "ps_d"  # the group pathspec's gitignore regexes use to mark a directory match
 
 
@@ -117,6 +118,12 @@ class PathPatterns(_Compiled):
             if this == 2:
                 break
         return included
+
+    def matches_changed(self, path: str, *, gitlink: bool = False) -> bool:
+        """A changed path (SPEC §2). A gitlink (submodule) at ``path`` stands for everything below it,
+        so a pattern that matches anything below that directory (``infra/**``, ``infra/*``,
+        ``infra/``) matches the gitlink at ``infra`` too."""
+        return self.matches(path) or (gitlink and self.matches(f"{path}/{GITLINK_PROBE}"))
 
     def first_match(self, paths: Iterable[str]) -> str | None:
         for path in paths:

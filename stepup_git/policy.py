@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from . import __version__
 from .errors import PolicyError
 from .files import replace_file
 from .lean import b64decode, b64encode, sha256
@@ -291,7 +292,7 @@ def load(path: str | Path, *, cache_dir: Path | None = None) -> Policy:
         raise PolicyError([f"{path}: cannot read the policy: {exc.strerror or exc}"]) from None
     snapshot = None
     if cache_dir is not None:
-        name = sha256(raw + b"\0" + os.fsencode(path.absolute())).hexdigest()[:32]
+        name = sha256(f"{__version__}\0".encode() + raw + b"\0" + os.fsencode(path.absolute())).hexdigest()[:32]
         snapshot = cache_dir / f"policy-{name}.json"
         if (policy := _thaw(snapshot, path, sha256(raw).hexdigest())) is not None:
             return policy
@@ -555,9 +556,45 @@ def _rules(
             ld.warn(head, f"rule {name!r} needs {signers} signers but accepts {len(rule.proofs)} kind(s) of proof "
                     "(a push certificate and a tip signature give one signer each): it can never pass")
         if tier is not None and require == "step-up":
-            eligible = [k for k in keys if tiers.index(k.tier) >= tiers.index(tier)]
-            if len(eligible) < signers:
+            # signers counts people, not keys (SPEC §4.3)
+            people = sorted({k.owner for k in keys if tiers.index(k.tier) >= tiers.index(tier)})
+            if len(people) < signers:
+                held = f" ({', '.join(people)})" if people else ""
                 ld.warn(head, f"rule {name!r} needs {signers} signer(s) of tier {tier} or higher, "
-                        f"but the policy lists {len(eligible)} such key(s): it can never pass")
+                        f"but only {len(people)} person(s) hold such keys{held}: it can never pass")
         rules.append(rule)
+    if not ld.problems:
+        _guard_warnings(ld, tuple(rules))
     return tuple(rules)
+
+
+def _sample_ref(pattern: RefPattern) -> str:
+    """A ref name the pattern matches, with its wildcards filled in."""
+    return pattern.text.replace("**", "stepup/sample").replace("*", "sample")
+
+
+def _guards_deletion(rule: Rule) -> bool:
+    """A delete has no changed paths and no added commits: only these rules can refuse one."""
+    return "delete" in rule.on and rule.paths is None and rule.require in ("step-up", "deny", "signed-tag")
+
+
+def _guard_warnings(ld: _Loader, rules: tuple[Rule, ...]) -> None:
+    """Warnings for what a policy leaves open around what it guards (SPEC §2)."""
+    for rule in rules:
+        if (rule.paths is None and rule.require != "step-up") or not rule.on - {"delete"}:
+            continue
+        open_refs = [p.text for p in rule.refs
+                     if not any(_guards_deletion(d) and d.matches_ref(_sample_ref(p)) for d in rules)]
+        if open_refs:
+            ld.warn(rule.line, f"rule {rule.name!r} guards {', '.join(open_refs)} but not their deletion: deleting "
+                    "such a ref and creating it again at an old commit rolls it back unchecked; add a rule with "
+                    "on = [\"delete\"] and require = \"step-up\" (or \"deny\") for these refs")
+    replace_ref = "refs/replace/" + "0" * 40
+    if not any(r.require in ("deny", "step-up") and r.paths is None and "create" in r.on and r.matches_ref(replace_ref)
+               for r in rules):
+        ld.warn(1, REPLACE_WARNING)
+
+
+REPLACE_WARNING = ("no rule guards refs/replace/*: stepup-git judges objects as they are, but other tools reading "
+                   "the repository through git would see a pushed replacement instead of the real object; add a rule "
+                   "with refs = [\"refs/replace/**\"] and require = \"deny\"")

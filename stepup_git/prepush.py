@@ -34,7 +34,7 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
         from .findings import render
         from .gitrepo import Repo, Update
 
-        repo = Repo(os.environ.get("GIT_DIR") or ".", remote=argv[0] if argv else None)
+        repo = Repo(os.environ.get("GIT_DIR") or ".", env=os.environ, remote=argv[0] if argv else None)
         git_dir = Path(repo.path)
         strict = (repo.config("stepup.clientStrict") or "").lower() in ("true", "yes", "on", "1")
         configured = repo.config("stepup.policy")
@@ -54,8 +54,9 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
         pusher = os.environ.get("STEPUP_PUSHER") or repo.config("stepup.pusher")
         from .hook import shared_cache_dir
 
-        session = Session.open(policy, repo, git_dir / "stepup", shared_dir=shared_cache_dir(os.environ))
-        verdicts = session.judge(updates, now=datetime.now(UTC), pusher=pusher)
+        now = datetime.now(UTC)
+        session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))
+        verdicts = session.judge(updates, now=now, pusher=pusher)
     except StepupError as exc:
         print(f"stepup-git (pre-push): cannot predict the server's verdict: {exc}", file=out)
         return 1 if strict else 0

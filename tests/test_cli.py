@@ -18,6 +18,8 @@ from support import run
 from support.keys import People, key_toml
 from support.repos import Clone, MakeClone, Server
 
+from stepup_git.policy import REPLACE_WARNING
+
 Arg = str | os.PathLike[str]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,6 +349,7 @@ def test_policy_check_key_missing_from_keyring(people: People, server: Server) -
     assert text[bob_line - 1] == "[[keys]]"
     folder = server.keys_dir
     assert lines(proc.stderr) == [
+        f"{policy}:1: warning: {REPLACE_WARNING}",
         f"{policy}:{bob_line}: key {people.bob.fingerprint} (bob) is not in the keyring folder {folder}; "
         f"add its public key as {folder}/bob.asc",
         f"{policy}: 1 error(s)",
@@ -370,6 +373,7 @@ def test_policy_check_warns_of_expired_and_revoked_keys(people: People, server: 
     assert proc.returncode == 0
     assert proc.stdout == f"{policy}: ok\n"
     warnings = lines(proc.stderr)
+    assert warnings.pop(0) == f"{policy}:1: warning: {REPLACE_WARNING}"
     assert len(warnings) == 3, warnings
     old, carol, alice = [n for n, line in enumerate(text.splitlines(), start=1) if line == "[[keys]]"]
     assert re.fullmatch(
@@ -619,6 +623,12 @@ def test_verify_uses_the_installed_policy(people: People, signed_repo: Path, ser
 
     proc = stepup("verify", "--repo", server.path, "--range", f"{a}..{b}")
     assert proc.returncode == 0, proc.stdout
+    # install recorded the history as it stood (the baseline): the hook would not judge c again, nor does verify
+    proc = stepup("verify", "--repo", server.path, "--range", f"{a}..{c}")
+    assert proc.returncode == 0, proc.stdout
+    assert lines(proc.stdout) == ["stepup-git: would be accepted (1 update(s), 1 rule check(s) passed)",
+                                  "  pass  main-signed: 0 new commit(s) signed by policy keys"]
+    (server.path / "stepup" / "baseline").unlink()
     proc = stepup("verify", "--repo", server.path, "--range", f"{a}..{c}")
     assert proc.returncode == 1
     assert lines(proc.stdout)[:5] == [WOULD_REJECT_ONE, *unsigned_finding("refs/heads/main", c)]

@@ -44,7 +44,7 @@ class Work:
         return self.git("rev-parse", "HEAD")
 
     def repo(self) -> Repo:
-        return Repo(str(self.path))
+        return Repo(str(self.path), env=os.environ)
 
 
 @pytest.fixture
@@ -52,15 +52,14 @@ def work(tmp_path: Path) -> Work:
     return Work(tmp_path / "work")
 
 
-def changed(repo: Repo, old: str | None, new: str, ref: str = "refs/heads/topic") -> set[str]:
-    update = Update(old, new, ref)
-    base = repo.base(update)
-    return set(repo.changed_paths(update, base))
+def changed(repo: Repo, old: str | None, new: str, ref: str = "refs/heads/topic",
+            vetted: tuple[str, ...] = ()) -> set[str]:
+    return {path for path, _ in repo.changed_paths(Update(old, new, ref), vetted)}
 
 
-def added(repo: Repo, old: str | None, new: str | None, ref: str = "refs/heads/topic") -> list[str]:
-    update = Update(old, new, ref)
-    return list(repo.added_commits(update, repo.base(update)))
+def added(repo: Repo, old: str | None, new: str | None, ref: str = "refs/heads/topic",
+          vetted: tuple[str, ...] = ()) -> list[str]:
+    return list(repo.added_commits(Update(old, new, ref), vetted))
 
 
 # --- parse_updates ----------------------------------------------------------------------------
@@ -139,41 +138,64 @@ def test_tag_object_replacing_another_is_a_force_push(work: Work) -> None:
     assert repo.action(Update(a, b, "refs/tags/v1")) == "update"  # lightweight tags move like branches
 
 
-# --- base -------------------------------------------------------------------------------------
+# --- refs and baseline ------------------------------------------------------------------------
 
-def test_base_of_update_is_old(work: Work) -> None:
+def test_refs_lead_to_commits_through_annotated_tags_and_skip_the_rest(work: Work) -> None:
     a = work.commit("a")
     b = work.commit("b")
-    assert work.repo().base(Update(a, b, "refs/heads/main")) == a
+    work.git("tag", "-a", "-m", "t", "v1", a)
+    tree = work.git("rev-parse", f"{b}^{{tree}}")
+    work.git("update-ref", "refs/tags/a-tree", tree)
+    work.git("update-ref", "refs/notes/x", a)
+    assert sorted(work.repo().refs()) == [("refs/heads/main", b), ("refs/notes/x", a), ("refs/tags/v1", a)]
 
 
-def test_base_of_create_is_merge_base_with_head_branch(work: Work) -> None:
+def test_refs_of_a_clone_judged_for_a_remote_are_its_tracking_refs_as_branches(work: Work) -> None:
     a = work.commit("a")
-    work.commit("b")
-    work.git("checkout", "-q", "-b", "topic", a)
-    c = work.commit("c")
-    work.git("checkout", "-q", "main")
+    b = work.commit("b")
+    work.git("update-ref", "refs/remotes/origin/main", a)
+    work.git("update-ref", "refs/remotes/origin/release/1", b)
+    work.git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+    repo = Repo(str(work.path), env=os.environ, remote="origin")
+    assert sorted(repo.refs()) == [("refs/heads/main", a), ("refs/heads/release/1", b)]
+    assert repo.baseline() == []  # a clone has no baseline of the server's
+
+
+def test_a_dry_run_treats_the_judged_ref_and_its_tracking_twin_as_absent(work: Work) -> None:
+    a = work.commit("a")
+    work.git("update-ref", "refs/remotes/origin/main", a)
+    work.git("update-ref", "refs/heads/other", a)
     repo = work.repo()
-    assert repo.base(Update(None, c, "refs/heads/topic")) == a
-    work.git("symbolic-ref", "HEAD", "refs/heads/nothing")
-    assert work.repo().base(Update(None, c, "refs/heads/topic")) is None
+    repo.pretend_absent("refs/heads/main")
+    assert repo.refs() == [("refs/heads/other", a)]
 
 
-def test_base_of_create_in_empty_repository_is_none(work: Work) -> None:
-    c = work.commit("c")
-    work.git("update-ref", "-d", "refs/heads/main")
+def test_the_baseline_is_recorded_and_read_back(work: Work) -> None:
+    a = work.commit("a")
+    b = work.commit("b")
+    work.git("update-ref", "refs/heads/old", a)
     repo = work.repo()
-    assert repo.ref_commits() == []
-    assert repo.base(Update(None, c, "refs/heads/main")) is None
-    assert added(repo, None, c, "refs/heads/main") == [c]
+    assert repo.baseline() == []  # never recorded
+    assert repo.record_baseline() == 2
+    assert sorted(repo.baseline()) == sorted([a, b])
+    lines = (Path(repo.path) / "stepup" / "baseline").read_text().splitlines()
+    assert sorted(lines) == sorted([f"{a} refs/heads/old", f"{b} refs/heads/main"])
+    (Path(repo.path) / "stepup" / "baseline").write_text("garbage\n")
+    assert repo.baseline() == []  # what is not a commit id is no baseline
 
 
-def test_base_of_unrelated_create_is_none(work: Work) -> None:
-    work.commit("a")
-    work.git("checkout", "-q", "--orphan", "other")
-    x = work.commit("x")
-    work.git("checkout", "-q", "main")
-    assert work.repo().base(Update(None, x, "refs/heads/other")) is None
+def test_replace_refs_never_substitute_what_is_read(work: Work) -> None:
+    work.write("a.txt", "real\n")
+    real = work.commit("real")
+    work.write("a.txt", "fake\n")
+    fake = work.commit("fake")
+    work.git("replace", real, fake)
+    assert work.git("show", "-s", "--format=%s", real) == "fake"  # git itself substitutes
+    repo = work.repo()
+    obj = repo.signed_object(real)
+    assert obj is not None and b"\n\nreal\n" in obj.payload
+    assert added(repo, None, real) == [real]
+    assert changed(repo, None, real) == {"a.txt"}
 
 
 # --- added commits ----------------------------------------------------------------------------
@@ -196,29 +218,16 @@ def test_added_commits_of_force_push(work: Work) -> None:
     assert added(work.repo(), b, c) == [c]
 
 
-def test_added_commits_of_create_stop_at_merge_base(work: Work) -> None:
+def test_added_commits_of_create_stop_at_the_vetted_commits(work: Work) -> None:
     a = work.commit("a")
-    work.commit("b")
+    b = work.commit("b")
     work.git("checkout", "-q", "-b", "topic", a)
     c1, c2 = work.commit("c1"), work.commit("c2")
     work.git("checkout", "-q", "main")
-    assert added(work.repo(), None, c2) == [c2, c1]
-
-
-def test_added_commits_of_create_without_base_exclude_every_ref(work: Work) -> None:
-    a = work.commit("a")
-    b = work.commit("b")
-    work.git("tag", "-a", "-m", "t", "v0", a)
-    work.git("branch", "-m", "main", "dev")
-    work.git("symbolic-ref", "HEAD", "refs/heads/main")  # HEAD's branch is unborn: no base
-    x = work.git("commit-tree", "-p", b, "-m", "x", f"{b}^{{tree}}")
-    repo = work.repo()
-    assert repo.base(Update(None, x, "refs/heads/new")) is None
-    assert added(repo, None, x, "refs/heads/new") == [x]
-    work.git("update-ref", "-d", "refs/heads/dev")
-    assert added(work.repo(), None, x, "refs/heads/new") == [x, b]  # the annotated tag still hides a
-    work.git("tag", "-d", "v0")
-    assert added(work.repo(), None, x, "refs/heads/new") == [x, b, a]
+    assert added(work.repo(), None, c2, vetted=(b,)) == [c2, c1]
+    assert added(work.repo(), None, c2) == [c2, c1, a]  # nothing vetted: every commit is new
+    assert added(work.repo(), c1, c2, vetted=(b,)) == [c2]
+    assert added(work.repo(), None, c2, vetted=("ab" * 20, b)) == [c2, c1]  # a vetted commit since gone
 
 
 def test_added_commits_through_an_annotated_tag(work: Work) -> None:
@@ -335,10 +344,10 @@ def test_a_failing_walk_for_changed_paths_is_an_error_not_an_empty_list(
     work.write("db/migrations/1.sql")
     b = work.commit("b")
     repo = work.repo()
-    monkeypatch.setattr(repo, "_hide", lambda base: ([f"^{'ab' * 20}\n"], []))  # an object git lacks
+    monkeypatch.setattr(repo, "_walk_request", lambda update, vetted: b"--no-such-option\n")
     with pytest.raises(GitError) as caught:
-        list(repo.changed_paths(Update(a, b, "refs/heads/topic"), None))
-    assert str(caught.value).startswith("git diff-tree for refs/heads/topic failed: fatal: bad object abab")
+        list(repo.changed_paths(Update(a, b, "refs/heads/topic"), ()))
+    assert str(caught.value).startswith("git diff-tree for refs/heads/topic failed: ")
 
 
 def test_changed_paths_of_a_merge_use_the_union_rule(work: Work) -> None:
@@ -434,7 +443,7 @@ def test_missing_object_is_a_git_error(work: Work) -> None:
 
 def test_opening_a_non_repository_is_a_git_error(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="cannot open the repository"):
-        Repo(str(tmp_path))
+        Repo(str(tmp_path), env=os.environ)
 
 
 SIG = b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iHUEABYKAB0WIQ\n =abcd\n -----END PGP SIGNATURE-----\n"

@@ -367,7 +367,7 @@ def test_add_creates_keyring_folder_and_first_keys_table(tmp_path: Path, people:
     assert removed.code == 0, removed.err
     assert policy.read_text() == text
     assert removed.err_lines == ["stepup-git: warning: rule 'm' needs 1 signer(s) of tier maintainer or higher, "
-                                 "but the policy now lists 0 such key(s): it can never pass"]
+                                 "but now 0 person(s) hold such keys: it can never pass"]
 
 
 def test_add_bad_arguments_are_usage_errors(policy: Path, people: People, stepup: Stepup, tmp_path: Path) -> None:
@@ -488,9 +488,9 @@ def test_remove_warns_when_a_rule_can_no_longer_pass(policy: Path, stepup: Stepu
     assert result.code == 0
     assert result.err_lines == [
         "stepup-git: warning: rule 'main-no-rewrite' needs 1 signer(s) of tier release or higher, "
-        "but the policy now lists 0 such key(s): it can never pass",
+        "but now 0 person(s) hold such keys: it can never pass",
         "stepup-git: warning: rule 'release-tags' needs 1 signer(s) of tier release or higher, "
-        "but the policy now lists 0 such key(s): it can never pass",
+        "but now 0 person(s) hold such keys: it can never pass",
     ]
     assert policy.read_text() == without(original, CAROL_TABLE)
 

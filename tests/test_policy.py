@@ -551,7 +551,7 @@ def test_two_person_rule_with_one_eligible_key_warns(tmp_path: Path) -> None:
     p, found, warnings = load_with_warnings(write(tmp_path, text))
     assert p is not None and found == []
     assert warnings == [at(tmp_path, 16) + "warning: rule 'r' needs 2 signer(s) of tier maintainer or "
-                        "higher, but the policy lists 1 such key(s): it can never pass"]
+                        "higher, but only 1 person(s) hold such keys (alice): it can never pass"]
     assert p.rules[0].signers == 2
 
 
