@@ -561,7 +561,8 @@ def _rules(
             if len(people) < signers:
                 held = f" ({', '.join(people)})" if people else ""
                 ld.warn(head, f"rule {name!r} needs {signers} signer(s) of tier {tier} or higher, "
-                        f"but only {len(people)} person(s) hold such keys{held}: it can never pass")
+                        f"but only {len(people)} person(s) hold such keys{held} and signers counts people: "
+                        "it can never pass")
         rules.append(rule)
     if not ld.problems:
         _guard_warnings(ld, tuple(rules))

@@ -355,7 +355,8 @@ def test_a_small_push_verifies_without_the_cache_and_keeps_nothing(people: Peopl
     state = server.path / "stepup"
     small = signed_commits(clone, people.alice, STORE_MIN - 1)[-1]
     assert_accepted(clone.push("HEAD:refs/heads/small"), server, "refs/heads/small", small)
-    assert sorted(p.name for p in state.iterdir()) == ["audit.jsonl", "audit.jsonl.head", "audit.jsonl.lock"]
+    assert sorted(p.name for p in state.iterdir()) == ["audit.jsonl", "audit.jsonl.head", "audit.jsonl.lock",
+                                                       "baseline"]
     clone.write("other.txt", "another tree, so that no commit of the next chain is one of the first\n")
     clone.git("add", "other.txt")
     big = signed_commits(clone, people.alice, STORE_MIN)[-1]

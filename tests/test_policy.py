@@ -384,7 +384,7 @@ def test_example_policy_loads_with_its_values() -> None:
 
     rules = {r.name: r for r in p.rules}
     assert list(rules) == ["main-history-signed", "migrations-step-up", "main-no-rewrite", "release-tags",
-                           "no-direct-prod"]
+                           "branch-delete-step-up", "no-direct-prod", "no-replace-refs"]
     every = frozenset({"create", "update", "force-push", "delete"})
     both = ("push-certificate", "tip-signature")
 
@@ -413,6 +413,13 @@ def test_example_policy_loads_with_its_values() -> None:
     deny = rules["no-direct-prod"]
     assert (deny.require, deny.tier, deny.on) == ("deny", None, frozenset({"delete"}))
 
+    deletion = rules["branch-delete-step-up"]
+    assert ([r.text for r in deletion.refs], deletion.require, deletion.tier, deletion.on) == (
+        ["refs/heads/**"], "step-up", "maintainer", frozenset({"delete"}))
+    replace_refs = rules["no-replace-refs"]
+    assert ([r.text for r in replace_refs.refs], replace_refs.require, replace_refs.on) == (
+        ["refs/replace/**"], "deny", every)
+
     lines = EXAMPLE.read_text().splitlines()
     headers = [n for n, line in enumerate(lines, start=1) if line.strip() == "[[rules]]"]
     assert [r.line for r in p.rules] == headers
@@ -429,7 +436,9 @@ def test_minimal_policy_loads_with_its_defaults() -> None:
     assert p.settings.keyring == ROOT / "policies" / "minimal-keys"
     (key,) = p.keys
     assert (key.fingerprint, key.owner, key.tier) == (ALICE, "alice", "maintainer")
-    (rule,) = p.rules
+    rule, deletion, replace_refs = p.rules
+    assert (deletion.name, deletion.on, deletion.require) == ("delete-step-up", frozenset({"delete"}), "step-up")
+    assert (replace_refs.name, replace_refs.require) == ("no-replace-refs", "deny")
     assert rule.name == "migrations-step-up"
     assert [r.text for r in rule.refs] == ["**"]
     assert rule.matches_ref("refs/heads/main") and rule.matches_ref("refs/tags/v1/x")
@@ -551,7 +560,8 @@ def test_two_person_rule_with_one_eligible_key_warns(tmp_path: Path) -> None:
     p, found, warnings = load_with_warnings(write(tmp_path, text))
     assert p is not None and found == []
     assert warnings == [at(tmp_path, 16) + "warning: rule 'r' needs 2 signer(s) of tier maintainer or "
-                        "higher, but only 1 person(s) hold such keys (alice): it can never pass"]
+                        "higher, but only 1 person(s) hold such keys (alice) and signers counts people: it can "
+                        "never pass"]
     assert p.rules[0].signers == 2
 
 

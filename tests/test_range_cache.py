@@ -34,12 +34,26 @@ def _setup(people: People, server: Server, clone: Clone) -> tuple[str, str]:
     return root, clone.rev()
 
 
-def test_the_same_range_pushed_to_another_branch_is_judged_from_its_signatures(
+def test_the_same_commits_pushed_to_another_branch_of_the_rule_are_vetted(
         people: People, server: Server, clone: Clone) -> None:
     root, tip = _setup(people, server, clone)
     first = clone.push("HEAD:refs/heads/release")
     assert first.ok, first
     assert server.audit_records()[-1]["rules"][0]["reason"] == f"{WORK} new commit(s) signed by policy keys"
+    again = clone.push("HEAD:main")  # release, under the same rule, carries them: nothing new to judge
+    assert again.ok, again
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"]) == ("update", root, tip)
+    assert record["rules"][0]["reason"] == "0 new commit(s) signed by policy keys"
+
+
+def test_the_same_range_judged_again_is_judged_from_its_signatures(
+        people: People, server: Server, clone: Clone) -> None:
+    root, tip = _setup(people, server, clone)
+    first = clone.push("HEAD:main")
+    assert first.ok, first
+    assert server.audit_records()[-1]["rules"][0]["reason"] == f"{WORK} new commit(s) signed by policy keys"
+    assert clone.push("--force", f"{root}:main").ok
     again = clone.push("HEAD:main")
     assert again.ok, again
     record = server.audit_records()[-1]
@@ -75,9 +89,11 @@ def test_a_fast_forward_proven_by_an_earlier_push_is_not_walked_again(
         people: People, server: Server, clone: Clone, tmp_path: Path) -> None:
     root, tip = _setup(people, server, clone)
     trace = tmp_path / "trace"
-    assert clone.push("HEAD:refs/heads/release", env={"GIT_TRACE": str(trace)}).ok
-    assert any("merge-base" in line for line in _merge_bases(trace))  # the create's base: walked once
-    again = clone.push("HEAD:main", env={"GIT_TRACE": str(trace)})
+    assert clone.push("HEAD:main", env={"GIT_TRACE": str(trace)}).ok
+    assert any("merge-base" in line for line in _merge_bases(trace))  # root..tip is a fast-forward: walked once
+    assert clone.push(f"{root}:refs/heads/other").ok
+    _merge_bases(trace)
+    again = clone.push("HEAD:other", env={"GIT_TRACE": str(trace)})
     assert again.ok, again
     assert _merge_bases(trace) == []
     record = server.audit_records()[-1]

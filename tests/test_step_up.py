@@ -87,7 +87,7 @@ def why(path: str, action: str = "update", ref: str = MAIN) -> str:
 
 
 def required(reason: str, signers: int = 1) -> str:
-    proofs = "a fresh proof" if signers == 1 else f"fresh proofs from {signers} different keys"
+    proofs = "a fresh proof" if signers == 1 else f"fresh proofs from {signers} different people"
     return (
         f"{proofs} of tier maintainer or higher: a signed push certificate for this update "
         f"(git push --signed) or a signature on the pushed tip made within the last 10m ({reason})"
@@ -421,19 +421,40 @@ def test_merge_bringing_a_guarded_change_from_an_unprotected_branch(
 # --- creating a branch --------------------------------------------------------------------------
 
 
-def test_creating_a_branch_at_the_default_branch_tip_changes_nothing(
+def test_creating_a_branch_at_commits_a_branch_of_the_rule_carries_changes_nothing(
     people: People, server: Server, clone: Clone
 ) -> None:
-    """SPEC §2: a create's base is its merge-base with HEAD's branch; at main's own tip no path changed."""
-    base = seeded(server, clone, people, refs="refs/heads/release/*")
+    """SPEC §2: commits on a ref the rule covers are vetted for it; a create there adds nothing."""
+    seeded(server, clone, people, refs="refs/heads/release/*")
+    stale = add_migration(clone, sign=people.alice, at=STALE)
+    assert_accepted(server, clone.push("main:refs/heads/release/1", signed=people.alice), stale,
+                    ref="refs/heads/release/1", checks=1)
+    record = assert_accepted(server, clone.push("main:refs/heads/release/2"), stale,
+                             ref="refs/heads/release/2", checks=0)
+    assert (record["action"], record["rules"]) == ("create", [])
+
+
+def test_creating_a_branch_at_the_default_branch_tip_is_judged_when_the_rule_does_not_cover_it(
+    people: People, server: Server, clone: Clone
+) -> None:
+    """SPEC §2: the default branch vets nothing for a rule that does not cover it: creating release/1
+    at main's tip brings main's migration to the release rule for the first time."""
+    seeded(server, clone, people, refs="refs/heads/release/*")
     stale = add_migration(clone, sign=people.alice, at=STALE)
     result = clone.push("main")
     assert result.ok, result
     assert result.remote == [accepted(0), "stepup-git: note: refs/heads/main: no rule applies"]
-    assert server.ref(MAIN) == stale != base
-    record = assert_accepted(server, clone.push("main:refs/heads/release/1"), stale,
-                             ref="refs/heads/release/1", checks=0)
-    assert (record["action"], record["rules"]) == ("create", [])
+    release = "refs/heads/release/1"
+    assert_rejected(
+        server,
+        clone.push(f"main:{release}"),
+        ref=release,
+        old=None,
+        oid=stale,
+        required_text=required(why(MIGRATION, "create", release)),
+        found=f"{NO_CERT}; tip commit {stale[:10]}: {who(people.alice, 'alice', 'maintainer')} "
+        "{AGE} ago, older than 10m",
+    )
 
 
 def test_creating_a_branch_with_changes_unknown_to_the_default_branch(
@@ -503,8 +524,8 @@ def test_two_person_rule(people: People, server: Server, clone: Clone) -> None:
         oid=by_alice,
         required_text=required(why(MIGRATION), signers=2),
         found=f"1 of 2 signers counted; push certificate {alice}, nonce OK; tip commit "
-        f"{by_alice[:10]}: {alice} {{AGE}} ago; alice's key {people.alice.fingerprint[-16:]} "
-        "already counted once",
+        f"{by_alice[:10]}: {alice} {{AGE}} ago; alice already counted once (one person counts once, "
+        "whatever keys they hold)",
         fix=fix,
     )
 
