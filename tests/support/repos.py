@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CommandFailed, Moment, git_date, run
-from .keys import Key, SshKey
+from .keys import Key, SshKey, digest_program
 
 Signer = Key | SshKey
 
@@ -28,6 +28,18 @@ def signing_config(signer: Signer, at: Moment | None = None) -> list[str]:
         f"gpg.program={signer.gpg.gpg_program(at)}",
         "-c",
         f"user.signingkey={signer.fingerprint}",
+    ]
+
+
+def digest_signing_config(key: Key, digest: str, at: Moment | None = None) -> list[str]:
+    """Like `signing_config` for an OpenPGP key, but signatures use `digest` (e.g. "SHA1")."""
+    return [
+        "-c",
+        "gpg.format=openpgp",
+        "-c",
+        f"gpg.program={digest_program(key, digest, at)}",
+        "-c",
+        f"user.signingkey={key.fingerprint}",
     ]
 
 
