@@ -52,13 +52,15 @@ def _dates(at: Moment | None) -> dict[str, str | None]:
 class Server:
     """A bare repository (`<root>/server.git`) with `policy.toml` and `keys/` beside it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, object_format: str | None = None) -> None:
+        """`object_format="sha256"` makes a SHA-256 repository (default: Git's, SHA-1)."""
         self.root = root
         self.path = root / "server.git"
         self.policy_path = root / "policy.toml"
         self.keys_dir = root / "keys"
         root.mkdir(parents=True, exist_ok=True)
-        run(["git", "init", "-q", "--bare", "-b", "main", self.path])
+        formats = [f"--object-format={object_format}"] if object_format else []
+        run(["git", "init", "-q", "--bare", "-b", "main", *formats, self.path])
         # Let the hook, not Git, decide whether `main` (HEAD's branch) may be deleted.
         self.git("config", "receive.denyDeleteCurrent", "ignore")
 
@@ -145,6 +147,12 @@ class Clone:
         self.server = server
         self.path = path
         run(["git", "-c", "init.defaultBranch=main", "clone", "-q", server.path, path])
+        wanted = server.git("rev-parse", "--show-object-format")
+        if self.git("rev-parse", "--show-object-format") != wanted:
+            # Git before 2.44 clones an empty SHA-256 repository as SHA-1: start the clone anew.
+            shutil.rmtree(path)
+            run(["git", "init", "-q", "-b", "main", f"--object-format={wanted}", path])
+            self.git("remote", "add", "origin", str(server.path))
         if not self.git("branch", "--show-current"):  # clone of a repository without HEAD
             self.git("checkout", "-q", "-B", "main")
 
