@@ -457,9 +457,9 @@ class Repo:
 def _signed(oid: str, found: tuple[str, str, bytes] | None) -> SignedObject | None:
     if found is None:
         raise GitError(f"object {oid[:12]} is not in the repository")
-    _, kind, raw = found
+    full, kind, raw = found
     if kind == "commit":
-        signature, payload = split_commit(raw)
+        signature, payload = split_commit(raw, sha256=len(full) == 64)  # 64 hex digits: a SHA-256 repository
         return SignedObject(oid, "commit", signature, payload)
     if kind == "tag":
         signature, payload = split_tag(raw)
@@ -483,23 +483,49 @@ def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[tuple[str, bo
             gitlink = old_mode == GITLINK or rest.startswith(GITLINK)
 
 
-def split_commit(raw: bytes) -> tuple[bytes | None, bytes]:
-    """Split a raw commit into (signature, signed payload): the payload is the commit without its
-    ``gpgsig`` header, as Git signs and verifies it. Two ``gpgsig`` headers make no signature."""
-    end_of_header = raw.find(b"\n\n")
-    if end_of_header < 0:
-        end_of_header = len(raw)
-    start = raw.find(b"\ngpgsig ", 0, end_of_header)
-    if start < 0:
-        return None, raw
-    start += 1
-    end = raw.find(b"\n", start)
-    while end >= 0 and raw.startswith(b" ", end + 1) and end < end_of_header:
-        end = raw.find(b"\n", end + 1)
-    if end < 0:
-        end = len(raw)
-    header = raw[start + len(b"gpgsig ") : end]
-    payload = raw[:start] + raw[end + 1 :]
-    if raw.find(b"\ngpgsig ", end, end_of_header) >= 0:
-        return None, payload  # a second signature header: nothing counts
-    return header.replace(b"\n ", b"\n") + b"\n", payload
+def split_commit(raw: bytes, *, sha256: bool = False) -> tuple[bytes | None, bytes]:
+    """Split a raw commit into (signature, signed payload) as Git does (``parse_buffer_signed_by_header``).
+
+    The signature is the header of the repository's own object format: ``gpgsig`` in a SHA-1
+    repository, ``gpgsig-sha256`` in a SHA-256 one (``sha256``). The payload is the commit without any
+    header whose name starts with ``gpgsig`` (either format's, with its continuation lines). A commit
+    carrying only the other format's header is unsigned; two headers of its own format make no
+    signature (Git would join them into one block, which is never one valid signature)."""
+    own = b"gpgsig-sha256 " if sha256 else b"gpgsig "
+    # The header ends at the first empty line (none at all when the first line is empty; without an
+    # empty line every line is a header).
+    at = raw.find(b"\n\n")
+    end = 0 if raw.startswith(b"\n") else len(raw) if at < 0 else at + 1
+    kept: list[bytes] = []
+    signature: list[bytes] = []
+    headers = 0
+    inside: bytes | None = None  # the signature header whose continuation lines follow, if any
+    for line in _header_lines(raw[:end]):
+        if inside is not None and line.startswith(b" "):
+            if inside == own:
+                signature.append(line[1:])
+            continue
+        inside = None
+        if line.startswith(own):
+            headers += 1
+            signature.append(line[len(own) :])
+            inside = own
+        elif line.startswith(b"gpgsig"):
+            inside = b"gpgsig"  # the other format's signature (or a stray one): not part of the payload
+        else:
+            kept.append(line)
+    payload = b"".join(kept) + raw[end:]
+    if headers != 1:
+        return None, payload
+    block = b"".join(signature)
+    return (block if block.endswith(b"\n") else block + b"\n"), payload
+
+
+def _header_lines(header: bytes) -> Iterator[bytes]:
+    """The lines of a commit's header, each with its newline (the last one may have none)."""
+    start = 0
+    while start < len(header):
+        stop = header.find(b"\n", start)
+        stop = len(header) if stop < 0 else stop + 1
+        yield header[start:stop]
+        start = stop

@@ -21,7 +21,8 @@ from .record import record
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp")
 GPG_CONF = "trust-model always\nno-autostart\nno-auto-key-retrieve\n"
-_FORMAT = "1"  # bump when the cached listing changes shape
+_FORMAT = "2"  # bump when the cached listing changes shape, or when verifications cached under the keyring's
+# digest may no longer hold (2: digests are read from signature packets; SHA-256 repositories)
 
 
 @record

@@ -109,6 +109,7 @@ class Settings:
     timeout: timedelta
     break_glass: str | None = None  # the tier whose signed push may override failing rules
     syslog: bool = False  # also send a summary of each audit record to syslog
+    allow_sha1: bool = False  # let signatures over SHA-1 (or RIPEMD-160) digests count (SPEC §5.1)
 
 
 @record
@@ -339,7 +340,7 @@ def _load_bytes(path: Path, raw: bytes) -> tuple[Policy | None, list[str], list[
 
 # -- snapshots: a validated policy as plain JSON ---------------------------------------------------
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 def _freeze(policy: Policy) -> dict[str, Any]:
@@ -351,7 +352,7 @@ def _freeze(policy: Policy) -> dict[str, Any]:
         "tiers": list(policy.tiers),
         "settings": [s.mode, s.fresh_within.total_seconds(), s.clock_skew.total_seconds(), str(s.keyring),
                      str(s.audit_log) if s.audit_log else None, list(s.pusher_env), s.timeout.total_seconds(),
-                     s.break_glass, s.syslog],
+                     s.break_glass, s.syslog, s.allow_sha1],
         "keys": [[k.id, k.owner, k.tier, k.line, k.fingerprint, k.ssh, k.expires.isoformat() if k.expires else None]
                  for k in policy.keys],
         "rules": [[r.name, [[p.text, p.regex.pattern] for p in r.refs], sorted(r.on),
@@ -368,11 +369,11 @@ def _thaw(snapshot: Path, path: Path, digest: str) -> Policy | None:
         data = json.loads(snapshot.read_bytes())
         if data["format"] != SNAPSHOT_FORMAT or data["digest"] != digest or data["path"] != str(path):
             return None
-        mode, fresh, skew, keyring, audit_log, pusher_env, timeout, break_glass, syslog = data["settings"]
+        mode, fresh, skew, keyring, audit_log, pusher_env, timeout, break_glass, syslog, allow_sha1 = data["settings"]
         settings = Settings(mode=mode, fresh_within=timedelta(seconds=fresh), clock_skew=timedelta(seconds=skew),
                             keyring=Path(keyring), audit_log=Path(audit_log) if audit_log else None,
                             pusher_env=tuple(pusher_env), timeout=timedelta(seconds=timeout),
-                            break_glass=break_glass, syslog=syslog)
+                            break_glass=break_glass, syslog=syslog, allow_sha1=bool(allow_sha1))
         keys = tuple(Key(id=kid, owner=owner, tier=tier, line=line, fingerprint=fpr, ssh=ssh,
                          expires=date.fromisoformat(expires) if expires else None)
                      for kid, owner, tier, line, fpr, ssh, expires in data["keys"])
@@ -421,7 +422,7 @@ def _build(ld: _Loader, path: Path, digest: str, data: dict[str, Any]) -> Policy
 
 def _settings(ld: _Loader, path: Path, tiers: tuple[str, ...], table: dict[str, Any]) -> Settings:
     allowed = {"mode", "fresh_within", "clock_skew", "keyring", "audit_log", "pusher_env", "timeout", "break_glass",
-               "syslog"}
+               "syslog", "allow_sha1"}
     ld.unknown_keys(table, allowed, "settings")
     mode = ld.take(table, "mode", str, "settings", default="enforce")
     if mode not in MODES:
@@ -441,6 +442,7 @@ def _settings(ld: _Loader, path: Path, tiers: tuple[str, ...], table: dict[str, 
         ld.error(ld.lines.of("settings", 0, "break_glass"),
                  f"unknown tier {break_glass!r} for break_glass; the tiers are {', '.join(tiers)}")
     syslog = ld.take(table, "syslog", bool, "settings", default=False)
+    allow_sha1 = ld.take(table, "allow_sha1", bool, "settings", default=False)
     return Settings(
         mode=mode,
         fresh_within=fresh,
@@ -451,6 +453,7 @@ def _settings(ld: _Loader, path: Path, tiers: tuple[str, ...], table: dict[str, 
         timeout=timeout,
         break_glass=break_glass,
         syslog=syslog,
+        allow_sha1=allow_sha1,
     )
 
 

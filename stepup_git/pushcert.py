@@ -6,7 +6,9 @@ and checked here: (1) parsed strictly; (2) its signature verified against the po
 assessed like any other; (3) the nonce status Git computed is OK, or SLOP within the rule's window, and
 the nonce's own time stamp is within the window; (4) it lists this update's exact ``old new ref``;
 (5) it was never used before (a replay store, since over stateless HTTP a captured certificate
-replays with status OK inside the slop window).
+replays with status OK inside the slop window). A certificate is identified by what it signs
+(:attr:`Certificate.identity`), never by its blob's bytes: armour headers, line wrapping, line endings
+and packet encoding change the blob, not what the signature means.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from .errors import StepupError
 from .findings import Verdict, age
 from .gitrepo import Update, split_tag
+from .lean import sha256
 from .record import record
 from .signatures import Assessment, assess
 
@@ -41,6 +44,18 @@ class Certificate:
     updates: tuple[str, ...]
     payload: bytes
     signature: bytes
+
+    @property
+    def identity(self) -> str:
+        """The SHA-256 of what the certificate signs: its fields (version, pusher, pushee, nonce,
+        options, update lines) written out in Git's order. Header order and whitespace ending a line
+        are left out too: a text-mode signature verifies whatever whitespace ends its lines."""
+        lines = [f"certificate version {self.version}", f"pusher {self.pusher}"]
+        if self.pushee is not None:
+            lines.append(f"pushee {self.pushee}")
+        lines += [f"nonce {self.nonce}", *(f"push-option {option}" for option in self.options), "", *self.updates]
+        canonical = "".join(line.rstrip(" \t\r") + "\n" for line in lines)
+        return sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def parse(raw: bytes) -> Certificate:
@@ -87,7 +102,12 @@ def nonce_stamp(nonce: str) -> int | None:
 
 
 class ReplayStore:
-    """Accepted certificates (blob id, nonce, time), shared by concurrent pushes through SQLite."""
+    """Accepted certificates, shared by concurrent pushes through SQLite.
+
+    ``signed`` holds them by what they sign (:attr:`Certificate.identity`); ``used`` by blob id, as
+    stores written before certificates were identified by their content did. Both are checked, so a
+    certificate an older store holds stays refused, and both are written, so an older stepup-git
+    reading this store still refuses what this one accepted."""
 
     def __init__(self, path: Path) -> None:
         import sqlite3
@@ -98,26 +118,36 @@ class ReplayStore:
             self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
             self.db.execute("CREATE TABLE IF NOT EXISTS used (blob TEXT PRIMARY KEY, nonce TEXT NOT NULL, "
                             "used_at REAL NOT NULL)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS signed (payload TEXT PRIMARY KEY, blob TEXT NOT NULL, "
+                            "nonce TEXT NOT NULL, used_at REAL NOT NULL)")
         except sqlite3.Error as exc:
             raise StepupError(f"cannot open the push certificate replay store {path}: {exc}") from None
 
-    def claim(self, blob: str, nonce: str, keep: timedelta) -> float | None:
-        """Record a certificate as used; return when it was first used if it already was."""
+    def claim(self, identity: str, blob: str, nonce: str, keep: timedelta) -> float | None:
+        """Record a certificate (what it signs, and its blob) as used; return when it was first used
+        if it already was, under either."""
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                self.db.execute("DELETE FROM used WHERE used_at < ?", (time.time() - keep.total_seconds(),))
-                row = self.db.execute("SELECT used_at FROM used WHERE blob = ?", (blob,)).fetchone()
+                cutoff = time.time() - keep.total_seconds()
+                self.db.execute("DELETE FROM signed WHERE used_at < ?", (cutoff,))
+                self.db.execute("DELETE FROM used WHERE used_at < ?", (cutoff,))
+                row = (self.db.execute("SELECT used_at FROM signed WHERE payload = ?", (identity,)).fetchone()
+                       or self.db.execute("SELECT used_at FROM used WHERE blob = ?", (blob,)).fetchone())
                 if row:
                     return float(row[0])
-                self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, time.time()))
+                now = time.time()
+                self.db.execute("INSERT INTO signed VALUES (?, ?, ?, ?)", (identity, blob, nonce, now))
+                self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, now))
                 return None
         except self._error as exc:
             raise StepupError(f"cannot use the push certificate replay store: {exc}") from None
 
-    def release(self, blob: str) -> None:
+    def release(self, identity: str, blob: str) -> None:
         try:
             with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("DELETE FROM signed WHERE payload = ?", (identity,))
                 self.db.execute("DELETE FROM used WHERE blob = ?", (blob,))
         except self._error:
             pass
@@ -187,9 +217,9 @@ class PushCertificate:
         # Step 4: the exact update.
         if update.line not in cert.updates:
             return None, f"push certificate {a.found} does not list this update ({update.line})"
-        # Step 5: never used before.
+        # Step 5: never used before, by what it signs: a re-encoded certificate is the same certificate.
         if self.replay is not None and not self.claimed:
-            first = self.replay.claim(self.blob_id, cert.nonce, self._keep())
+            first = self.replay.claim(cert.identity, self.blob_id, cert.nonce, self._keep())
             if first is not None:
                 when = datetime.fromtimestamp(first).astimezone(now.tzinfo)
                 return None, (f"push certificate {self.blob_id[:10]} was already used at {when:%Y-%m-%d %H:%M:%S} "
@@ -208,7 +238,8 @@ class PushCertificate:
         if self.replay is None or not self.claimed:
             return
         if not accepted:
-            self.replay.release(self.blob_id)
+            assert self.cert is not None
+            self.replay.release(self.cert.identity, self.blob_id)
             return
         certs = self.session.state_dir / "certs"
         try:

@@ -3,8 +3,10 @@
 It answers only what it can answer the same way as gpg: a signature that verifies (who, when) and a
 signature whose issuer is not in the keyring. Anything else (a bad signature, an algorithm Sequoia's
 policy refuses, a parse error) returns None and the caller asks gpg, the reference verifier. Whether a
-key is expired or revoked is not decided here but by :func:`stepup_git.signatures.assess`, from the
-same keyring listing for both verifiers.
+key is expired or revoked, or a digest weak, is not decided here but by
+:func:`stepup_git.signatures.assess`, from the same keyring listing and signature packet for both
+verifiers; a signature over anything but a strong digest is left to gpg (Sequoia's own policy refuses
+SHA-1, and whether SHA-1 counts is the policy's choice, ``settings.allow_sha1``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def load(keyring: Keyring) -> SequoiaVerifier | None:
     return SequoiaVerifier(pysequoia, keyring)
 
 
+STRONG_HASHES = frozenset({"SHA224", "SHA256", "SHA384", "SHA512", "SHA3_256", "SHA3_512"})
 PARALLEL_MIN = 512  # below this many signatures, forking workers costs more than it saves
 _ACTIVE: SequoiaVerifier | None = None  # the verifier forked workers inherit
 
@@ -77,6 +80,8 @@ class SequoiaVerifier:
         try:
             sig = ps.Sig.from_bytes(signature)
         except Exception:
+            return None
+        if str(getattr(sig, "hash_algorithm", "")).rpartition(".")[2].upper() not in STRONG_HASHES:
             return None
         primary = self.issuer(sig)
         if primary is None:

@@ -9,13 +9,16 @@ provoke on demand run the installed hook directly with a real certificate writte
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import re
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,15 @@ import pytest
 import support
 from support import run
 from support.keys import Key, People, key_toml
-from support.replay import RecordedRequest, RecordingProxy, parse_report, pkt_lines, replay
+from support.replay import (
+    RecordedRequest,
+    RecordingProxy,
+    certificate_of,
+    parse_report,
+    pkt_lines,
+    replay,
+    rewrite_certificate,
+)
 from support.repos import Clone, MakeClone, PushResult, Server
 from support.servers import (
     HttpServer,
@@ -34,6 +45,8 @@ from support.servers import (
     ssh_server,
     unavailable,
 )
+
+from stepup_git import pushcert
 
 RULE = "migrations-step-up"
 MAIN = "refs/heads/main"
@@ -862,3 +875,209 @@ def test_concurrent_uses_of_one_certificate_accept_exactly_one(
         check=False,
     ).returncode == 0
 
+
+
+# =========================================================================== re-encoded replays
+
+BEGIN = b"-----BEGIN PGP SIGNATURE-----"
+END = b"-----END PGP SIGNATURE-----"
+
+
+def signature_parts(cert: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """(the certificate before its signature block, the block's base64 body lines, its checksum line)."""
+    at = cert.index(BEGIN)
+    head, block = cert[:at], cert[at:]
+    lines = block.split(b"\n")
+    assert lines[0] == BEGIN and lines[1] == b"", lines[:2]  # gpg writes no armour header
+    body = [line for line in lines[2:] if line and not line.startswith((b"=", END))]
+    checksum = next(line for line in lines if line.startswith(b"="))
+    return head, body, checksum
+
+
+def armour(head: bytes, body: bytes, checksum: bytes, *, width: int = 64, headers: bytes = b"",
+           newline: bytes = b"\n") -> bytes:
+    encoded = base64.b64encode(body)
+    rows = [encoded[i : i + width] for i in range(0, len(encoded), width)]
+    block = [BEGIN, *([headers] if headers else []), b"", *rows, checksum, END]
+    return head + newline.join(block) + newline
+
+
+def crc24(data: bytes) -> bytes:
+    """The armour checksum line (RFC 9580 §6.1) of `data`."""
+    crc = 0xB704CE
+    for octet in data:
+        crc ^= octet << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return b"=" + base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big"))
+
+
+def with_comment(cert: bytes) -> bytes:
+    head, body, checksum = signature_parts(cert)
+    return armour(head, base64.b64decode(b"".join(body)), checksum, headers=b"Comment: x")
+
+
+def with_crlf(cert: bytes) -> bytes:
+    head, body, checksum = signature_parts(cert)
+    return armour(head, base64.b64decode(b"".join(body)), checksum, newline=b"\r\n")
+
+
+def rewrapped(cert: bytes) -> bytes:
+    head, body, checksum = signature_parts(cert)
+    assert max(len(line) for line in body) > 40
+    return armour(head, base64.b64decode(b"".join(body)), checksum, width=40)
+
+
+def new_format_packet(cert: bytes) -> bytes:
+    """The signature packet with a new-format header (tag 2, one-octet length) instead of gpg's old one."""
+    head, body, _ = signature_parts(cert)
+    packet = base64.b64decode(b"".join(body))
+    assert packet[0] == 0x88 and packet[1] == len(packet) - 2, packet[:2]  # old format, one-octet length
+    renewed = bytes([0xC2]) + packet[1:]
+    return armour(head, renewed, crc24(renewed))
+
+
+REENCODINGS: dict[str, Callable[[bytes], bytes]] = {
+    "comment-header": with_comment,
+    "crlf-signature-block": with_crlf,
+    "rewrapped-armour": rewrapped,
+    "new-format-packet": new_format_packet,
+}
+
+
+def blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_http_replay_of_a_reencoded_certificate_is_refused(
+    people: People, http: HttpServer, proxy: RecordingProxy, net_server: Server,
+    make_clone: MakeClone,
+) -> None:
+    """A captured certificate replayed with a new encoding of the same signature (an armour header,
+    CRLF line endings, other line wrapping, another packet header) is a new blob but the same
+    certificate: each replay is refused as one; the first, unmodified use was accepted."""
+    clone = make_clone(net_server)
+    seed = protect(net_server, clone, people)
+    tip = add_migration(clone)
+    url = proxy.url(net_server.path, "alice", PASSWORDS["alice"])
+    result = http_push(clone, url, "HEAD:main", signed=people.alice)
+    assert result.ok, result
+    assert result.remote == [ACCEPTED]
+    assert net_server.ref(MAIN) == tip
+    blob = assert_cert_accepted(net_server, people.alice, "alice", pusher="alice")
+    captured = proxy.last_receive_pack()
+    original = certificate_of(captured.body)
+    assert blob_id(original) == blob
+
+    for name, reencode in REENCODINGS.items():
+        net_server.git("update-ref", MAIN, seed)
+        cert = reencode(original)
+        assert cert != original and cert.startswith(signature_parts(original)[0]), name
+        assert any(line.startswith("VALIDSIG ") for line in people.gpg.verify_detached(*split_cert(cert))), name
+        report = report_of(*replay(captured, body=rewrite_certificate(captured.body, cert)))
+        assert report["ng"] == {MAIN: "pre-receive hook declined"}, (name, report)
+        assert net_server.ref(MAIN) == seed, name
+        new_blob = blob_id(cert)
+        assert new_blob != blob
+        assert report["remote"][:3] == [REJECTED, *finding(tip, "")[:2]], name
+        assert re.fullmatch(
+            rf"    found:    push certificate {new_blob[:10]} was already used at "
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(a replayed certificate\); " + re.escape(unsigned_tip(tip)),
+            report["remote"][3],
+        ), (name, report["remote"])
+        record = net_server.audit_records()[-1]
+        assert (record["decision"], record["push_cert"], record["push_cert_nonce_status"]) == (
+            "reject", new_blob, "OK"), name
+        assert net_server.git("cat-file", "blob", new_blob).encode() + b"\n" == cert, name
+
+
+def split_cert(cert: bytes) -> tuple[bytes, bytes]:
+    """(payload, signature) of a certificate, for gpg."""
+    at = cert.index(BEGIN)
+    return cert[:at], cert[at:]
+
+
+def test_reencoded_certificate_proves_before_first_use(
+    people: People, server: Server, clone: Clone
+) -> None:
+    """Each re-encoding verifies as the signature it is: were it the first use, it would prove the
+    update (so the replay refusals above are the replay store's, not a broken signature's)."""
+    seed = protect(server, clone, people)
+    tip = add_migration(clone)
+    raw = fresh_certificate(server, clone, people.alice)
+    for name, reencode in REENCODINGS.items():
+        (server.path / "stepup" / "push-certs.sqlite").unlink(missing_ok=True)
+        cert = reencode(raw)
+        blob = store_blob(server, cert)
+        code, lines = run_hook(server, f"{seed} {tip} {MAIN}", hook_env(server, blob, cert_nonce(raw)))
+        assert (code, lines) == (0, [ACCEPTED]), name
+
+
+def test_certificate_in_a_store_written_by_blob_id_is_still_refused(
+    people: People, server: Server, clone: Clone
+) -> None:
+    """A replay store written before certificates were identified by what they sign holds blob ids
+    (table `used`): a certificate it holds stays refused; one it does not hold is accepted."""
+    seed = protect(server, clone, people)
+    tip = add_migration(clone)
+    raw = fresh_certificate(server, clone, people.alice)
+    blob = store_blob(server, raw)
+    store = server.path / "stepup" / "push-certs.sqlite"
+    store.parent.mkdir(exist_ok=True)
+    db = sqlite3.connect(store)
+    db.execute("CREATE TABLE used (blob TEXT PRIMARY KEY, nonce TEXT NOT NULL, used_at REAL NOT NULL)")
+    db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, cert_nonce(raw), time.time() - 30))
+    db.commit()
+    db.close()
+    update = f"{seed} {tip} {MAIN}"
+    code, lines = run_hook(server, update, hook_env(server, blob, cert_nonce(raw)))
+    assert code == 1
+    assert lines[:3] == [REJECTED, *finding(tip, "")[:2]]
+    assert re.fullmatch(rf"    found:    push certificate {blob[:10]} was already used at [\d: -]+ "
+                        r"\(a replayed certificate\); " + re.escape(unsigned_tip(tip)), lines[3]), lines
+
+    db = sqlite3.connect(store)
+    db.execute("UPDATE used SET blob = ?", ("0" * 40,))
+    db.commit()
+    db.close()
+    code, lines = run_hook(server, update, hook_env(server, blob, cert_nonce(raw)))
+    assert (code, lines) == (0, [ACCEPTED])
+    db = sqlite3.connect(store)
+    assert {row[0] for row in db.execute("SELECT blob FROM used")} == {"0" * 40, blob}
+    (identity,) = db.execute("SELECT payload FROM signed WHERE blob = ?", (blob,)).fetchone()
+    db.close()
+    assert identity == pushcert.parse(raw).identity
+    code, lines = run_hook(server, update, hook_env(server, store_blob(server, with_comment(raw)), cert_nonce(raw)))
+    assert code == 1 and "(a replayed certificate)" in lines[3], lines
+
+
+CERT = (
+    b"certificate version 0.1\npusher ABCDEF 1700000000 +0000\npushee https://h/r.git\n"
+    b"nonce 1700000000-0123456789abcdef\npush-option ci.skip\n\n"
+    + b"1" * 40 + b" " + b"2" * 40 + b" refs/heads/main\n"
+)
+SIGNATURE = BEGIN + b"\n\niQ\n" + END + b"\n"
+
+
+def test_certificate_identity_is_what_it_signs() -> None:
+    """The identity leaves out the encoding (header order, whitespace ending a line, the signature
+    block) and keeps every field's content."""
+    identity = pushcert.parse(CERT + SIGNATURE).identity
+    assert identity == hashlib.sha256(CERT).hexdigest()
+    lines = CERT.split(b"\n")
+    reordered = b"\n".join([lines[0], lines[3], lines[1], lines[2], *lines[4:]])
+    trailing = CERT.replace(b"ci.skip\n", b"ci.skip \n").replace(b"+0000\n", b"+0000\t\n")
+    for same in (reordered, trailing):
+        assert pushcert.parse(same + SIGNATURE).identity == identity
+    assert pushcert.parse(CERT + SIGNATURE.replace(b"iQ", b"iR")).identity == identity
+    for changed in (
+        CERT.replace(b"0123456789abcdef", b"0123456789abcdee"),
+        CERT.replace(b"refs/heads/main", b"refs/heads/mainx"),
+        CERT.replace(b"ci.skip", b"ci.run"),
+        CERT.replace(b"pusher ABCDEF", b"pusher ABCDEE"),
+        CERT.replace(b"pushee https://h/r.git\n", b""),
+        CERT.replace(b"push-option ci.skip\n", b""),
+    ):
+        assert pushcert.parse(changed + SIGNATURE).identity != identity, changed

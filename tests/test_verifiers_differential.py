@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support import Moment, as_datetime, run, run_bytes
+from support import Moment, as_datetime, git_date, run, run_bytes
 from support.keys import PAST, Gpg, Key, People, SshKey, key_toml
-from support.repos import Clone, Server
+from support.repos import Clone, Server, digest_signing_config
 
 from stepup_git import policy as policy_mod
 from stepup_git import sequoia
@@ -43,6 +43,7 @@ OTHER_PAYLOAD = PAYLOAD.replace(b"ship it", b"ship that")
 TEXT = b"line one \nline two\n"
 PGP_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
 BAD = "bad signature (the signed content was changed)"
+SHA1 = "with a SHA-1 digest, which can be forged (accepted only with settings.allow_sha1 = true)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class World:
     keyring_files: dict[str, str]
     kay: Key
     """A certify-only key whose first signing subkey is revoked and second expired in 2020."""
+    sha1_policy: Policy
+    """The same policy with `settings.allow_sha1 = true`."""
 
 
 MULTI_BUG = (
@@ -108,6 +111,11 @@ CASE_NAMES = [
     "signature-in-future",
     "sha1-digest",
     "sha1-digest-rsa",
+    "sha1-digest-backdated",
+    "ripemd160-digest",
+    "md5-digest",
+    "sha512-digest",
+    "sha224-digest",
     "rsa",
     "binary-signature",
     "critical-notation",
@@ -129,6 +137,7 @@ CASE_NAMES = [
     "ssh-foreign-key",
     "ssh-tampered",
     "ssh-wrong-namespace",
+    "ssh-sha1-hash",
     "commit-alice",
     "commit-subkey",
     "commit-rsa",
@@ -136,6 +145,7 @@ CASE_NAMES = [
     "commit-expired-key",
     "commit-mallory",
     "commit-signature-moved",
+    "commit-sha1",
     "tag-alice",
 ]
 
@@ -153,6 +163,21 @@ def ssh_sign(key: SshKey, data: bytes, where: Path, namespace: str = "git") -> b
     target.write_bytes(data)
     run(["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key.private_path, target])
     return target.with_name(target.name + ".sig").read_bytes()
+
+
+def ssh_with_hash(signature: bytes, hash_name: bytes) -> bytes:
+    """An SSHSIG signature with its hash algorithm field replaced (OpenSSH never makes a sha1 one)."""
+    lines = signature.decode().strip().splitlines()
+    blob = base64.b64decode("".join(lines[1:-1]))
+    at = 10
+    for _ in range(3):  # public key, namespace, reserved
+        at += 4 + int.from_bytes(blob[at : at + 4], "big")
+    n = int.from_bytes(blob[at : at + 4], "big")
+    assert blob[at + 4 : at + 4 + n] == b"sha512"
+    blob = blob[:at] + len(hash_name).to_bytes(4, "big") + hash_name + blob[at + 4 + n :]
+    body = base64.encodebytes(blob).decode().replace("\n", "")
+    wrapped = "\n".join(body[i : i + 70] for i in range(0, len(body), 70))
+    return f"{lines[0]}\n{wrapped}\n{lines[-1]}\n".encode()
 
 
 def split_commit(raw: bytes) -> tuple[bytes, bytes]:
@@ -252,6 +277,10 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
     )
     (root / "policy.toml").write_text(policy_text)
     policy = policy_mod.load(root / "policy.toml")
+    allowing = policy_text.replace("version = 1\n", "version = 1\n[settings]\nallow_sha1 = true\n")
+    (root / "sha1.toml").write_text(allowing)
+    sha1_policy = policy_mod.load(root / "sha1.toml")
+    assert sha1_policy.settings.allow_sha1 and not policy.settings.allow_sha1
     state = root / "state"
     keyring = Keyring.open(policy, state)
     alice_ssh_id = policy_mod.parse_ssh_key(people.alice_ssh.public_line)[1]
@@ -282,9 +311,17 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
         "signature-expires-later": Case(sign(g, [alice], PAYLOAD, "--default-sig-expire", "20y"), PAYLOAD,
                                         alice, when),
         "signature-in-future": Case(sign(g, [alice], PAYLOAD, at=future), PAYLOAD, alice, future),
-        "sha1-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "SHA1"), PAYLOAD, alice, when),
+        "sha1-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "SHA1"), PAYLOAD, None, why=SHA1),
         "sha1-digest-rsa": Case(sign(extra, [rsa.fingerprint], PAYLOAD, "--digest-algo", "SHA1"), PAYLOAD,
-                                rsa.fingerprint, when),
+                                None, why=SHA1),
+        "sha1-digest-backdated": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "SHA1", at=WHILE_VALID), PAYLOAD,
+                                      None, why=SHA1),
+        "ripemd160-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "RIPEMD160"), PAYLOAD, None,
+                                 why="with a RIPEMD-160 digest, which can be forged"),
+        "md5-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "MD5"), PAYLOAD, None,
+                           why="the signature uses the MD5 digest, which is never accepted"),
+        "sha512-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "SHA512"), PAYLOAD, alice, when),
+        "sha224-digest": Case(sign(g, [alice], PAYLOAD, "--digest-algo", "SHA224"), PAYLOAD, alice, when),
         "rsa": Case(sign(extra, [rsa.fingerprint], PAYLOAD), PAYLOAD, rsa.fingerprint, when),
         "binary-signature": Case(g.gpg("--detach-sign", "--local-user", alice, at=WHEN, input=PAYLOAD), PAYLOAD, None,
                                  why="unsupported signature format"),
@@ -311,11 +348,13 @@ def build_world(people: People, extra: Gpg, root: Path, now: datetime) -> World:
         "ssh-tampered": Case(ssh_good, OTHER_PAYLOAD, None, why="bad SSH signature"),
         "ssh-wrong-namespace": Case(ssh_sign(people.alice_ssh, PAYLOAD, ssh_dir, namespace="file"), PAYLOAD, None,
                                     why="bad SSH signature"),
+        "ssh-sha1-hash": Case(ssh_with_hash(ssh_good, b"sha1"), PAYLOAD, None,
+                              why="the SSH signature uses the sha1 hash; only sha256 and sha512 are accepted"),
     })
     cases.update(subkey_cases)
     cases.update(commit_cases(people, rsa, root, alice_ssh_id))
     assert set(cases) == set(CASE_NAMES)
-    return World(policy, keyring, state, now, cases, policy_text, files, kay)
+    return World(policy, keyring, state, now, cases, policy_text, files, kay, sha1_policy)
 
 
 def commit_cases(people: People, rsa: Key, root: Path, alice_ssh_id: str) -> dict[str, Case]:
@@ -328,6 +367,9 @@ def commit_cases(people: People, rsa: Key, root: Path, alice_ssh_id: str) -> dic
         return split_commit(run_bytes(["git", "cat-file", "commit", oid], cwd=dev.path).stdout)
 
     by_alice = commit("by alice", people.alice)
+    dev.git(*digest_signing_config(people.alice, "SHA1", WHEN), "commit", "-q", "--allow-empty", "-S", "-m",
+            "by alice with SHA-1", env={"GIT_AUTHOR_DATE": git_date(WHEN), "GIT_COMMITTER_DATE": git_date(WHEN)})
+    by_alice_sha1 = split_commit(run_bytes(["git", "cat-file", "commit", "HEAD"], cwd=dev.path).stdout)
     by_mallory = commit("by mallory", people.mallory)
     tag = dev.tag("v1.0", sign=people.alice, message="Release 1.0", at=WHEN)
     return {
@@ -339,6 +381,7 @@ def commit_cases(people: People, rsa: Key, root: Path, alice_ssh_id: str) -> dic
                                    why="but the key expired on 2020-12-31"),
         "commit-mallory": Case(*by_mallory, None, why=f"signed by unknown key {people.mallory.fingerprint}"),
         "commit-signature-moved": Case(by_alice[0], by_mallory[1], None, why=BAD),
+        "commit-sha1": Case(*by_alice_sha1, None, why=SHA1),
         "tag-alice": Case(*split_tag(run_bytes(["git", "cat-file", "tag", tag], cwd=dev.path).stdout),
                           people.alice.fingerprint, when),
     }
@@ -439,8 +482,64 @@ def test_sequoia_answers_the_common_cases(world: World, people: People) -> None:
         assert answer[1][0] == world.cases[name].key
     for name in ("unknown-key-mallory", "commit-mallory"):
         assert answers[name] == ("unknown", people.mallory.fingerprint), name
-    for name in ("tampered-payload", "moved-signature", "signature-expired", "garbage-armour"):
+    for name in ("tampered-payload", "moved-signature", "signature-expired", "garbage-armour",
+                 "sha1-digest", "sha1-digest-backdated", "ripemd160-digest", "md5-digest", "commit-sha1"):
         assert answers[name] is None, name
+
+
+WEAK_CASES = ("sha1-digest", "sha1-digest-rsa", "sha1-digest-backdated", "ripemd160-digest", "commit-sha1")
+
+
+@pytest.mark.parametrize("name", [*WEAK_CASES, "md5-digest", "sha512-digest", "good-alice"])
+def test_allow_sha1_lets_sha1_count_the_same_in_both_verifiers(name: str, world: World,
+                                                             verifiers: list[Verifier]) -> None:
+    """With `settings.allow_sha1 = true` SHA-1 and RIPEMD-160 signatures count (gpg verifies them:
+    Sequoia refuses SHA-1 itself); MD5 never does; strong digests count either way."""
+    case = world.cases[name]
+    sha1_world = World(world.sha1_policy, world.keyring, world.state, world.now, world.cases, world.policy_text,
+                       world.keyring_files, world.kay, world.sha1_policy)
+    outcomes = []
+    for verifier in verifiers:
+        got = outcome(verifier.verify(case.signature, case.payload), sha1_world)
+        outcomes.append(got)
+        if name == "md5-digest":
+            assert got[:3] == (False, None, None) and "MD5 digest, which is never accepted" in got[3], got
+        elif name in WEAK_CASES:
+            assert got[:3] == (True, case_key_when_allowed(name, world), int(as_datetime(
+                WHILE_VALID if name == "sha1-digest-backdated" else WHEN).timestamp())), got
+        else:
+            assert got[:3] == expected(case), got
+    assert all(o == outcomes[0] for o in outcomes), outcomes
+
+
+def case_key_when_allowed(name: str, world: World) -> str:
+    """The key a weak-digest case counts for when SHA-1 is allowed."""
+    if name == "sha1-digest-rsa":
+        rosa = next(k for k in world.policy.keys if k.owner == "rosa")
+        return rosa.id
+    alice = next(k for k in world.policy.keys if k.owner == "alice" and k.fingerprint)
+    return alice.id
+
+
+def test_digest_is_read_from_the_signature_packet(world: World, verifiers: list[Verifier]) -> None:
+    """Both verifiers report the digest the packet names, whichever of them verified it."""
+    names = {"good-alice": "SHA-512", "sha512-digest": "SHA-512", "sha224-digest": "SHA-224",
+             "sha1-digest": "SHA-1", "sha1-digest-rsa": "SHA-1", "ripemd160-digest": "RIPEMD-160",
+             "md5-digest": "MD5", "commit-sha1": "SHA-1"}
+    for verifier in verifiers:
+        for name, digest in names.items():
+            case = world.cases[name]
+            if name == "good-alice":
+                digest = gpg_digest(world, case)
+            assert verifier.verify(case.signature, case.payload).digest == digest, (verifier.fast, name)
+
+
+def gpg_digest(world: World, case: Case) -> str:
+    """The digest gpg itself names for a signature (`--list-packets`)."""
+    listing = run_bytes(["gpg", "--homedir", str(world.keyring.home), "--batch", "--list-packets"],
+                        input=case.signature).stdout.decode()
+    algo = int(listing.split("digest algo ")[1].split(",")[0])
+    return {2: "SHA-1", 8: "SHA-256", 10: "SHA-512"}[algo]
 
 
 def bulk_pairs(world: World) -> list[tuple[str, tuple[bytes, bytes]]]:

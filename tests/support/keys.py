@@ -187,6 +187,20 @@ class Gpg:
         return str(self._programs[key])
 
 
+def digest_program(key: Key, digest: str, at: Moment | None = None) -> str:
+    """Like `Gpg.gpg_program`, but every signature it makes uses `digest` (gpg `--digest-algo`,
+    e.g. "SHA1" or "SHA512") whatever gpg would choose."""
+    home = key.gpg
+    stamp = "now" if at is None else gpg_time(at).rstrip("!")
+    path = home.home / "bin" / f"gpg-digest-{digest}-{stamp}"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        args = " ".join(shlex.quote(arg) for arg in [GPG, *home._base_args(at), "--digest-algo", digest])
+        path.write_text(f'#!/bin/sh\nexec {args} "$@"\n')
+        path.chmod(0o755)
+    return str(path)
+
+
 def _status_field(status: str, keyword: str, index: int) -> str:
     for line in status.splitlines():
         parts = line.split()

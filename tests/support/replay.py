@@ -297,6 +297,44 @@ def pkt_lines(data: bytes) -> list[bytes | None]:
     return out
 
 
+def pkt_line(payload: bytes) -> bytes:
+    """One pkt-line packet carrying `payload`."""
+    return b"%04x" % (len(payload) + 4) + payload
+
+
+def certificate_of(body: bytes) -> bytes:
+    """The push certificate a receive-pack request body carries (its lines, as Git stores the blob)."""
+    return _split_certificate(body)[1]
+
+
+def rewrite_certificate(body: bytes, certificate: bytes) -> bytes:
+    """A receive-pack request body with its push certificate replaced by `certificate` (split into
+    one pkt-line per line, as Git sends it); everything else is kept byte for byte."""
+    head, _, tail = _split_certificate(body)
+    lines = certificate.split(b"\n")
+    packets = [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    return head + b"".join(pkt_line(line) for line in packets) + tail
+
+
+def _split_certificate(body: bytes) -> tuple[bytes, bytes, bytes]:
+    """(the `push-cert` packet, the certificate's lines, the rest from `push-cert-end` on)."""
+    pos, head_end = 0, None
+    lines: list[bytes] = []
+    while pos < len(body):
+        size = int(body[pos : pos + 4], 16)
+        packet = body[pos + 4 : pos + size] if size >= 4 else b""
+        if head_end is None:
+            if not packet.startswith(b"push-cert\0"):
+                raise ValueError("the request carries no push certificate")
+            head_end = pos + size
+        elif packet == b"push-cert-end\n":
+            return body[:head_end], b"".join(lines), body[pos:]
+        else:
+            lines.append(packet)
+        pos += max(size, 4)
+    raise ValueError("the push certificate has no push-cert-end line")
+
+
 def _text_lines(data: bytes) -> list[str]:
     text = data.decode("utf-8", "replace").replace("\r", "\n")
     return [line.rstrip() for line in text.split("\n") if line.strip()]
@@ -357,8 +395,11 @@ def parse_report(body: bytes) -> dict[str, Any]:
 __all__ = [
     "RecordedRequest",
     "RecordingProxy",
+    "certificate_of",
     "parse_report",
+    "pkt_line",
     "pkt_lines",
     "recording_proxy",
     "replay",
+    "rewrite_certificate",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import CommandFailed, Moment, git_date, run
-from .keys import Key, SshKey
+from .keys import Key, SshKey, digest_program
 
 Signer = Key | SshKey
 
@@ -31,6 +31,18 @@ def signing_config(signer: Signer, at: Moment | None = None) -> list[str]:
     ]
 
 
+def digest_signing_config(key: Key, digest: str, at: Moment | None = None) -> list[str]:
+    """Like `signing_config` for an OpenPGP key, but signatures use `digest` (e.g. "SHA1")."""
+    return [
+        "-c",
+        "gpg.format=openpgp",
+        "-c",
+        f"gpg.program={digest_program(key, digest, at)}",
+        "-c",
+        f"user.signingkey={key.fingerprint}",
+    ]
+
+
 def _dates(at: Moment | None) -> dict[str, str | None]:
     if at is None:
         return {}
@@ -40,13 +52,15 @@ def _dates(at: Moment | None) -> dict[str, str | None]:
 class Server:
     """A bare repository (`<root>/server.git`) with `policy.toml` and `keys/` beside it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, object_format: str | None = None) -> None:
+        """`object_format="sha256"` makes a SHA-256 repository (default: Git's, SHA-1)."""
         self.root = root
         self.path = root / "server.git"
         self.policy_path = root / "policy.toml"
         self.keys_dir = root / "keys"
         root.mkdir(parents=True, exist_ok=True)
-        run(["git", "init", "-q", "--bare", "-b", "main", self.path])
+        formats = [f"--object-format={object_format}"] if object_format else []
+        run(["git", "init", "-q", "--bare", "-b", "main", *formats, self.path])
         # Let the hook, not Git, decide whether `main` (HEAD's branch) may be deleted.
         self.git("config", "receive.denyDeleteCurrent", "ignore")
 
@@ -133,6 +147,12 @@ class Clone:
         self.server = server
         self.path = path
         run(["git", "-c", "init.defaultBranch=main", "clone", "-q", server.path, path])
+        wanted = server.git("rev-parse", "--show-object-format")
+        if self.git("rev-parse", "--show-object-format") != wanted:
+            # Git before 2.44 clones an empty SHA-256 repository as SHA-1: start the clone anew.
+            shutil.rmtree(path)
+            run(["git", "init", "-q", "-b", "main", f"--object-format={wanted}", path])
+            self.git("remote", "add", "origin", str(server.path))
         if not self.git("branch", "--show-current"):  # clone of a repository without HEAD
             self.git("checkout", "-q", "-B", "main")
 
