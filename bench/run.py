@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import Push, Results, Samples, machine_facts, report, write_readme
-
 import build
+from report import Push, Results, Samples, machine_facts, report, write_readme
 
 BENCH = Path(__file__).resolve().parent
 CLASSIC = BENCH / "classic-pre-receive"

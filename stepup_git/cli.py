@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .hook import entry
 
         return entry(argv[1:])
-    verbose = "--verbose" in argv
+    verbose = "--verbose" in argv  # wherever it stands: before or after the subcommand
+    argv = [arg for arg in argv if arg != "--verbose"]
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -45,12 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (check --json | head): end quietly, as git log does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
     except Exception as exc:  # a bug or an unforeseen condition: one line, the traceback with --verbose
         if verbose:
             raise
         print(f"stepup-git: internal error ({type(exc).__name__}: {exc}); rerun with --verbose for details",
               file=sys.stderr)
-        return 2
+        return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
