@@ -38,10 +38,18 @@ def canonical(record: Mapping[str, object]) -> bytes:
 
     Text that was not UTF-8 (a path or ref name decoded with ``surrogateescape``, so the byte 0xff is
     the lone surrogate U+DCFF) is written as the JSON escape ``\\udcff``: ``json.loads`` gives the
-    surrogate back, and ``.encode("utf-8", "surrogateescape")`` the original bytes.
+    surrogate back, and ``.encode("utf-8", "surrogateescape")`` the original bytes. The characters
+    besides ``\\n`` that some readers end a line at (U+0085, U+2028, U+2029; JSON escapes the
+    control characters) are escaped too, so that a record is one line for every reader.
     """
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8", "backslashreplace")
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    if not text.isascii():
+        text = text.translate(_LINE_BREAKS)
+    return text.encode("utf-8", "backslashreplace")
+
+
+_LINE_BREAKS = {code: f"\\u{code:04x}" for code in (0x85, 0x2028, 0x2029)}
 
 
 def record_hash(record_without_hash: Mapping[str, object]) -> str:
