@@ -13,12 +13,13 @@ import fnmatch
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 from stepup_git.errors import AuditError, UsageError
 
+from .findings import visible
 from .lean import sha256
 from .record import record
 
@@ -33,9 +34,22 @@ GENESIS = "0" * 64
 
 
 def canonical(record: Mapping[str, object]) -> bytes:
-    """The record as canonical JSON: keys sorted, no spaces, UTF-8 (not ASCII-escaped)."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    """The record as canonical JSON: keys sorted, no spaces, UTF-8 (not ASCII-escaped).
+
+    Text that was not UTF-8 (a path or ref name decoded with ``surrogateescape``, so the byte 0xff is
+    the lone surrogate U+DCFF) is written as the JSON escape ``\\udcff``: ``json.loads`` gives the
+    surrogate back, and ``.encode("utf-8", "surrogateescape")`` the original bytes. The characters
+    besides ``\\n`` that some readers end a line at (U+0085, U+2028, U+2029; JSON escapes the
+    control characters) are escaped too, so that a record is one line for every reader.
+    """
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    if not text.isascii():
+        text = text.translate(_LINE_BREAKS)
+    return text.encode("utf-8", "backslashreplace")
+
+
+_LINE_BREAKS = {code: f"\\u{code:04x}" for code in (0x85, 0x2028, 0x2029)}
 
 
 def record_hash(record_without_hash: Mapping[str, object]) -> str:
@@ -106,17 +120,75 @@ def _locked(log_path: Path, *, exclusive: bool) -> Iterator[None]:
             os.close(fd)
 
 
-def _write_synced(path: Path, data: bytes, flags: int) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     """Write all of ``data`` (one ``write`` unless it comes up short) and fsync."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | flags, 0o640)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        size = os.fstat(fd).st_size if flags & os.O_APPEND else 0
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data  # a cut-short last line stays a line of its own
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _replace_head(head_path: Path, content: bytes | None) -> None:
+    """Put ``content`` in the head file atomically (temporary file, fsync, rename); None removes it."""
+    if content is None:
+        head_path.unlink(missing_ok=True)
+        return
+    tmp = head_path.with_name(f"{head_path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+        try:
+            _write_all(fd, content)
+        finally:
+            os.close(fd)
+        os.replace(tmp, head_path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _write_chained(log_path: Path, lines: bytes, head: bytes) -> None:
+    """Append ``lines`` to the log and make ``head`` its head file, or leave both as they were.
+
+    A write that fails (disk full, file-size limit, I/O error, the process interrupted) is undone
+    before the lock is released: the log is cut back to its size before, the head file restored.
+    """
+    head_path = _beside(log_path, ".head")
+    before = _read_or_none(head_path)
+    fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    try:
+        size = os.fstat(fd).st_size
+        replaced = False
+        try:
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                lines = b"\n" + lines  # a line cut short by a crash stays a line of its own
+            _write_all(fd, lines)
+            _replace_head(head_path, head)
+            replaced = True
+            _fsync_dir(log_path.parent)
+        except BaseException:
+            with suppress(OSError):
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            if replaced:
+                with suppress(OSError):
+                    _replace_head(head_path, before)
+            raise
     finally:
         os.close(fd)
 
@@ -127,9 +199,13 @@ def append(log_path: Path, records: Sequence[Mapping[str, object]], *,
 
     Under the lock: read the head file (without a valid one, the log's last line), chain the
     records from it even when the log disagrees (``verify`` reports that), write all lines with one
-    ``O_APPEND`` write and fsync, then replace the head file atomically. Caller-provided ``prev``
-    and ``hash`` are overwritten. ``AuditError`` when the log cannot be written. With ``syslog``
-    a one-line summary per record also goes to syslog (LOG_AUTH); failures there are ignored.
+    ``O_APPEND`` write and fsync, then replace the head file atomically; a write that fails leaves
+    the log and the head file byte for byte as they were. Each record is chained as it reads back
+    from its line (JSON types, text as ``json.loads`` gives it), so that its hash verifies.
+    Caller-provided ``prev`` and ``hash`` are overwritten. ``AuditError`` when the log cannot be
+    written. With ``syslog`` a one-line summary per record, with its hash and place in the chain
+    (``head=HASH:COUNT``, what ``audit verify --head`` takes), also goes to syslog (LOG_AUTH);
+    failures there are ignored.
     """
     if not records:
         return []
@@ -147,40 +223,34 @@ def append(log_path: Path, records: Sequence[Mapping[str, object]], *,
             written: list[Record] = []
             prev = head.hash
             for record in records:
-                body: Record = {key: value for key, value in record.items() if key != "hash"}
+                body: Record = json.loads(canonical(
+                    {key: value for key, value in record.items() if key not in ("hash", "prev")}))
                 body["prev"] = prev
                 prev = record_hash(body)
                 written.append({**body, "hash": prev})
             lines = b"".join(canonical(record) + b"\n" for record in written)
-            _write_synced(log_path, lines, os.O_APPEND)
-            tmp = _beside(log_path, f".head.{os.getpid()}.tmp")
-            _write_synced(tmp, canonical({"count": head.count + len(written), "hash": prev}),
-                          os.O_TRUNC)
-            os.replace(tmp, _beside(log_path, ".head"))
-            dir_fd = os.open(parent, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _write_chained(log_path, lines,
+                           canonical({"count": head.count + len(written), "hash": prev}))
+            first = head.count + 1
     except OSError as exc:
         raise AuditError(f"{where}: {exc.strerror or exc}") from exc
     except (TypeError, ValueError) as exc:
         raise AuditError(f"{where}: a record is not JSON ({exc})") from exc
     if syslog:
-        _to_syslog(written)
+        _to_syslog(written, first)
     return written
 
 
-def _to_syslog(records: Iterable[Record]) -> None:
+def _to_syslog(records: Iterable[Record], first: int) -> None:
     try:
         import syslog
 
         syslog.openlog("stepup-git", syslog.LOG_PID, syslog.LOG_AUTH)
-        for r in records:
+        for number, r in enumerate(records, start=first):
             line = (f"audit {r.get('decision')} {r.get('action')} {r.get('ref')} by "
                     f"{r.get('pusher')} in {r.get('repo')} {_short(r.get('old'))}.."
-                    f"{_short(r.get('new'))} hash={r.get('hash')}")
-            syslog.syslog(syslog.LOG_INFO, "".join(c if c.isprintable() else "?" for c in line))
+                    f"{_short(r.get('new'))} head={r.get('hash')}:{number}")
+            syslog.syslog(syslog.LOG_INFO, visible(line))
     except (ImportError, OSError, ValueError, TypeError):
         pass
 
@@ -200,13 +270,41 @@ def _plural(count: int) -> str:
     return f"{count} record" + ("" if count == 1 else "s")
 
 
-def verify(log_path: Path) -> Verification:
-    """Check each line, then the head file against the end of the log; stop at the first problem.
+@record
+class Head:
+    """A head kept away from the log (``audit verify --head HASH[:COUNT]``): the hash of a record
+    the chain must hold and, when known, how many records it had then."""
 
-    ``AuditError`` when the log or the head file exists but cannot be read.
+    hash: str
+    count: int | None = None
+
+
+def parse_head(text: str) -> Head:
+    """``HASH`` or ``HASH:COUNT`` (a syslog line's ``head=``); ValueError when it is neither."""
+    digest, sep, number = text.strip().partition(":")
+    digest = digest.lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{text!r} is not HASH[:COUNT] with a 64-digit SHA-256 hash")
+    if not sep:
+        return Head(digest)
+    if not number.isdigit() or not number.isascii():
+        raise ValueError(f"{text!r}: the count after ':' is not a number")
+    return Head(digest, int(number))
+
+
+def verify(log_path: Path, expected: Head | None = None) -> Verification:
+    """Check each line, then the head file against the end of the log, then (given) a head kept
+    elsewhere; stop at the first problem.
+
+    A log that does not exist fails (with or without its head file), and so does an empty log
+    without a head file: a chain is intact only when something vouches for where it ends. A head
+    kept elsewhere must be in the chain (at its count, when given): the log is what it was then, or
+    that plus records appended since. ``AuditError`` when the log or the head file exists but
+    cannot be read.
     """
     head_path = _beside(log_path, ".head")
     count, prev = 0, GENESIS
+    found = 0 if expected is not None and expected.hash == GENESIS else None
     try:
         with _locked(log_path, exclusive=False):
             try:
@@ -214,31 +312,50 @@ def verify(log_path: Path) -> Verification:
             except ValueError as exc:
                 head, problem = None, f"the head file is not valid: {exc}"
             if not log_path.exists():
-                ok = not head_path.exists()
-                message = "audit log intact: 0 records" if ok else "the log file is missing"
-                return Verification(ok, 0, None, message if ok else f"end of log: {message}")
+                message = ("the log file is missing" if head_path.exists()
+                           else "the log file and its head file do not exist")
+                return Verification(False, 0, None, f"end of log: {message}")
             with log_path.open("rb") as log:
                 for number, raw in enumerate(log, start=1):
                     bad = _check_line(number, raw, prev)
                     if bad:
                         return Verification(False, count, number, f"line {number}: {bad}")
                     count, prev = count + 1, json.loads(raw)["hash"]
+                    if found is None and expected is not None and prev == expected.hash:
+                        found = count
     except OSError as exc:
         raise AuditError(f"cannot read the audit log {log_path}: {exc.strerror or exc}") from exc
     # Step 5: the head file names the same last record and count as the log.
     if head is None:
-        ok = count == 0 and not head_path.exists()
-        return Verification(ok, count, None, "audit log intact: 0 records" if ok
-                            else f"end of log: {problem}")
+        return Verification(False, count, None, f"end of log: {problem}")
     if head != _Head(prev, count):
         why = ("records removed from the end" if head.count > count
                else "records added without updating the head file" if head.count < count
                else "last record replaced or head file edited")
-        has = f"{count} ending in {prev[:12]}…" if count else "0"
         return Verification(False, count, None, f"end of log: the head file records "
-                            f"{_plural(head.count)} ending in {head.hash[:12]}…, the log has {has}"
-                            f" ({why})")
-    return Verification(True, count, None, f"audit log intact: {_plural(count)}")
+                            f"{_plural(head.count)} ending in {head.hash[:12]}…, the log has "
+                            f"{_ending(count, prev)} ({why})")
+    intact = f"audit log intact: {_plural(count)}"
+    if expected is None:
+        return Verification(True, count, None, intact)
+    # Step 6: the head kept elsewhere is in the chain, at its count.
+    given = expected.hash[:12] + "…" + (f":{expected.count}" if expected.count is not None else "")
+    if found is None:
+        return Verification(False, count, None, f"end of log: the given head {given} is not in "
+                            f"the log, which has {_ending(count, prev)} (the chain was rewritten "
+                            "or cut short)")
+    if expected.count is not None and found != expected.count:
+        return Verification(False, count, None, f"end of log: the given head {given} is record "
+                            f"{found} of the log, not record {expected.count} (records removed "
+                            "or inserted before it, the chain rewritten)")
+    after = count - found
+    return Verification(True, count, None, intact + (
+        ", ending in the given head" if after == 0
+        else f", {_plural(after)} after the given head (record {found})"))
+
+
+def _ending(count: int, last: str) -> str:
+    return f"{count} ending in {last[:12]}…" if count else "0"
 
 
 def _check_line(number: int, raw: bytes, prev: str) -> str | None:
@@ -322,8 +439,7 @@ def select(records: Iterable[Record], *, ref: str | None = None, pusher: str | N
 
 
 def _fit(value: object, width: int, *, keep_end: bool = False) -> str:
-    text = "-" if value in (None, "") else "".join(
-        c if c.isprintable() else "?" for c in str(value))
+    text = "-" if value in (None, "") else visible(str(value))
     if len(text) > width:
         text = "…" + text[1 - width:] if keep_end else text[:width - 1] + "…"
     return text.ljust(width)
@@ -346,8 +462,10 @@ def _dicts(value: object) -> list[Record]:
 
 
 def render_table(records: Iterable[Record]) -> str:
-    """A fixed-width table: a line per update, under it each rule (``!`` marks one that did not
-    pass) with its reason, and under a rule each proof: owner, tier, key id, signing time, kind."""
+    """A fixed-width table: a line per update, under it the error that stopped its judging, each
+    rule (``!`` marks one that did not pass) with its reason, and under a rule each proof: owner,
+    tier, key id, signing time, kind. Text that is not printable (bytes that were not UTF-8, line
+    separators) shows escaped (see :func:`stepup_git.findings.visible`)."""
     lines = ["TIME                  PUSHER        REF                         ACTION      DECISION"
              "  OLD..NEW"]
     for r in records:
@@ -355,6 +473,8 @@ def render_table(records: Iterable[Record]) -> str:
                      f"{_fit(r.get('ref'), 26, keep_end=True)}  {_fit(r.get('action'), 10)}  "
                      f"{_fit(r.get('decision'), 8)}  {_short(r.get('old'))}.."
                      f"{_short(r.get('new'))}")
+        if r.get("error") not in (None, ""):
+            lines.append(f"    ! error {visible(str(r.get('error')))}")
         for rule in _dicts(r.get("rules")):
             mark = " " if rule.get("result") == "pass" else "!"
             lines.append(f"    {mark} rule {_fit(rule.get('name'), 24)}  "
@@ -404,7 +524,11 @@ def _show(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     log_path = _log_of(args)
-    result = verify(log_path)
+    try:
+        expected = parse_head(args.head) if args.head is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--head: {exc}") from None
+    result = verify(log_path, expected)
     print(result.message if result.ok else f"{log_path}: {result.message}")
     return 0 if result.ok else 1
 
@@ -414,7 +538,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     audit = subparsers.add_parser("audit", help="show or verify the audit log")
     commands = audit.add_subparsers(dest="audit_command", required=True, metavar="{show,verify}")
     show = commands.add_parser("show", help="show audit records as a table or JSON lines")
-    check = commands.add_parser("verify", help="verify the hash chain (exit 1 when broken)")
+    check = commands.add_parser("verify", help="verify the hash chain (exit 1 when broken or missing)")
     for parser in (show, check):
         where = parser.add_mutually_exclusive_group()
         where.add_argument("--log", metavar="FILE", help="the audit log file")
@@ -423,7 +547,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("--ref", help="a ref name or glob: refs/heads/main, main, refs/tags/v*")
     show.add_argument("--pusher", help="only records of this pusher")
     show.add_argument("--since", metavar="ISO", help="only records at or after this date or time")
-    show.add_argument("--decision", choices=["accept", "reject", "warn"])
+    show.add_argument("--decision", choices=["accept", "reject", "warn", "error", "break-glass"])
     show.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show.set_defaults(func=_show)
+    check.add_argument("--head", metavar="HASH[:COUNT]",
+                       help="a head kept elsewhere (a syslog line's head=): the log must hold "
+                            "that record, as record COUNT when given")
     check.set_defaults(func=_verify)

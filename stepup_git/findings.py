@@ -119,13 +119,32 @@ def age(delta: timedelta) -> str:
     return f"{sign}{secs}s"
 
 
+def visible(text: str) -> str:
+    """``text`` safe to show on one line of a terminal: a byte that was not UTF-8 (kept as a lone
+    surrogate by ``surrogateescape``) shows as ``\\xff``, any other unprintable character (a line or
+    paragraph separator, a control character) as its ``\\x``/``\\u`` escape."""
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        code = ord(c)
+        if c.isprintable():
+            out.append(c)
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(c.encode("unicode_escape").decode("ascii") if code > 0xFF else f"\\x{code:02x}")
+    return "".join(out)
+
+
 def short(oid: str | None) -> str:
     return oid[:10] if oid else "(none)"
 
 
 def render(verdicts: Sequence[Verdict], *, mode: str, dry_run: bool = False) -> list[str]:
     """The lines a pusher sees (Git prefixes each with ``remote:``); ``dry_run`` words them as a
-    prediction (``check``, ``verify``)."""
+    prediction (``check``, ``verify``). Each is one printable line (see :func:`visible`): a ref or path
+    that is not UTF-8, or holds a line separator, can neither fail the output nor forge a line."""
     failed = [v for v in verdicts if not v.allowed]
     lines: list[str] = []
     for v in verdicts:
@@ -141,7 +160,7 @@ def render(verdicts: Sequence[Verdict], *, mode: str, dry_run: bool = False) -> 
         for v in verdicts:
             for note in v.notes:
                 lines.append(f"stepup-git: note: {v.update.ref}: {note}")
-        return lines
+        return [visible(line) for line in lines]
     refused = [v for v in failed if v.break_glass is None]
     if not refused:
         lines.append(f"stepup-git: push accepted by break-glass: {len(failed)} update(s) fail the policy")
@@ -172,4 +191,4 @@ def render(verdicts: Sequence[Verdict], *, mode: str, dry_run: bool = False) -> 
                 lines.append(f"    ... and {more} more object(s) failing rule \"{r.rule}\" the same way")
         for note in v.notes:
             lines.append(f"    note: {note}")
-    return lines
+    return [visible(line) for line in lines]

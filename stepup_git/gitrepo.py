@@ -67,10 +67,14 @@ class SignedObject:
 
 
 def parse_updates(text: str) -> list[Update]:
-    """Parse the pre-receive input strictly; any malformed line rejects the whole input."""
+    """Parse the pre-receive input strictly; any malformed line rejects the whole input.
+
+    Lines end at ``\n`` only: a ref name may hold U+2028, U+0085 or other characters that
+    ``str.splitlines`` would also split at, and must reach the rules and the audit log whole.
+    """
     updates: list[Update] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip(" \t\r"):  # the end of the input, or an empty line (only ASCII blanks)
             continue
         parts = line.split(" ")
         if len(parts) != 3 or not _OID.fullmatch(parts[0]) or not _OID.fullmatch(parts[1]):

@@ -1,8 +1,11 @@
-"""The pre-receive hook entry: gather stdin and the environment, judge, audit, print, exit 0 or 1.
+"""The pre-receive hook entry: gather stdin, the environment and the clock, judge, audit, print, exit.
 
-Fails closed: any error, timeout or unreadable policy rejects the push with one line (in audit mode an
-error inside judging warns and accepts, but a policy that cannot be loaded always rejects: the hook
-cannot know what to protect). Run as ``python -m stepup_git.hook``.
+The order is fixed: judge under the deadline, disarm it, write the audit record, print, exit 0 or 1.
+A record therefore always says what Git was told. Fails closed: any error, timeout or unreadable
+policy rejects the push with one line, and is itself recorded (decision ``error``). In audit mode an
+error inside judging warns and accepts; a policy that cannot be loaded rejects in every mode (the
+hook cannot know what to protect) and is recorded in the repository's default log. A record that
+cannot be written rejects the push (warns in audit mode). Run as ``python -m stepup_git.hook``.
 """
 
 from __future__ import annotations
@@ -10,30 +13,110 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from .errors import PolicyError, StepupError
+from .errors import AuditError, PolicyError, StepupError
+from .record import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TextIO
+    from typing import Any, TextIO
 
     from .gitrepo import Repo, Update
 
 PREFIX = "stepup-git"
 CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
 DEFAULT_TIMEOUT = 120
+TIMED_OUT = "the policy check did not finish in time"
 
 
-class _Deadline(Exception):
-    pass
+class _Deadline(BaseException):
+    """The hook's time is up. Not an ``Exception``: no library's ``except Exception`` (a fallback from
+    one verifier to another, a retry) can swallow it and go on without a deadline."""
 
 
-def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    raise _Deadline()
+class _Alarm:
+    """The deadline, on SIGALRM. Once disarmed it cannot fire, even from a signal already pending."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        signal.signal(signal.SIGALRM, self._fire)
+
+    def arm(self, seconds: int) -> None:
+        self.armed = True
+        signal.alarm(max(1, seconds))
+
+    def disarm(self) -> None:
+        self.armed = False
+        signal.alarm(0)
+
+    def _fire(self, signum: int, frame: FrameType | None) -> None:
+        if self.armed:
+            self.armed = False
+            raise _Deadline()
+
+
+@record
+class _Outcome:
+    """What the push comes to, before anything is written: the records, the lines, the exit code."""
+
+    code: int
+    lines: tuple[str, ...]
+    records: tuple[dict[str, Any], ...] = ()
+    log: Path | None = None
+    syslog: bool = False
+
+
+class _Push:
+    """What the hook has learnt so far; an error at any step is recorded with what is known."""
+
+    def __init__(self, env: Mapping[str, str], now: datetime) -> None:
+        self.env = env
+        self.now = now
+        self.mode = "enforce"  # the policy's mode once the policy has loaded
+        self.git_dir: Path | None = None
+        self.updates: list[Update] | None = None
+        self.pusher_env: tuple[str, ...] | None = None
+        self.log: Path | None = None  # the policy's audit log once the policy has loaded
+        self.syslog = False
+
+    def failed(self, reason: str, *, mode: str | None = None) -> _Outcome:
+        """One line for the pusher and an ``error`` record per update (one for the input as a whole
+        when it could not be read), in the policy's log or else the repository's default log."""
+        mode = mode or self.mode
+        reason = " ".join(reason.split())
+        line = _fail_line(mode, reason)
+        log = self.log
+        if log is None and self.git_dir is not None and _is_repository(self.git_dir):
+            from .audit import default_log
+
+            log = default_log(self.git_dir)
+        if log is None:
+            return _Outcome(0 if mode == "audit" else 1, (line,))
+        from .findings import iso
+
+        if self.pusher_env is None:
+            from .policy import DEFAULT_PUSHER_ENV
+
+            self.pusher_env = DEFAULT_PUSHER_ENV
+        common = {"time": iso(self.now), "repo": str(self.git_dir), "pusher": pusher_from(self.env, self.pusher_env)}
+        nonce = self.env.get("GIT_PUSH_CERT_NONCE_STATUS") or None
+        rest: dict[str, Any] = {"decision": "error", "rules": [], "push_cert_nonce_status": nonce, "mode": mode,
+                                "error": reason}
+        records: list[dict[str, Any]] = []
+        updates: Sequence[Update | None] = self.updates or [None]
+        for update in updates:
+            if update is None:
+                where: dict[str, Any] = {"ref": None, "old": None, "new": None, "action": "unknown"}
+            else:
+                zero = "0" * len(update.old or update.new or "")
+                action = "create" if update.old is None else "delete" if update.new is None else "unknown"
+                where = {"ref": update.ref, "old": update.old or zero, "new": update.new or zero, "action": action}
+            records.append({**common, **where, **rest})
+        return _Outcome(0 if mode == "audit" else 1, (line,), tuple(records), log, self.syslog)
 
 
 def shared_cache_dir(env: Mapping[str, str]) -> Path | None:
@@ -62,63 +145,86 @@ def pusher_from(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def main(stdin: bytes | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None,
+def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None = None,
          launcher: Path | None = None) -> int:
-    env = dict(os.environ if env is None else env)
+    """Judge the push that ``stdin`` (the hook's input) describes, with ``env`` as its environment
+    and ``now`` as the time of the push; print to ``out``; return the exit code for Git."""
     out = out or sys.stderr
-    raw = sys.stdin.buffer.read() if stdin is None else stdin
-    signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(DEFAULT_TIMEOUT)
-    state = {"mode": "enforce"}  # becomes the policy's mode once the policy has loaded
+    # A file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, which the audit log undoes,
+    # instead of killing the hook half way through a record.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    push = _Push(dict(env), now)
+    alarm = _Alarm()
     try:
-        return _run(raw, env, out, state, launcher)
+        try:
+            alarm.arm(DEFAULT_TIMEOUT)
+            outcome = _run(stdin, push, alarm, launcher)
+        finally:
+            alarm.disarm()  # from here on nothing can fire: what is recorded is what Git is told
     except _Deadline:
-        return _fail(out, state["mode"], "the policy check did not finish in time")
+        outcome = push.failed(TIMED_OUT)
     except PolicyError as exc:  # the hook cannot know what to protect: rejected whatever the mode
         more = len(exc.problems) - 1
-        return _fail(out, "enforce", str(exc) + (f" (and {more} more problem(s))" if more > 0 else ""))
+        outcome = push.failed(str(exc) + (f" (and {more} more problem(s))" if more > 0 else ""), mode="enforce")
     except StepupError as exc:
-        return _fail(out, state["mode"], str(exc))
+        outcome = push.failed(str(exc))
     except Exception as exc:  # fail closed on anything unforeseen, without a traceback
         if env.get("STEPUP_DEBUG"):
             import traceback
 
             traceback.print_exc(file=out)
-        return _fail(out, state["mode"], f"internal error ({type(exc).__name__}: {exc})")
-    finally:
-        signal.alarm(0)
+        outcome = push.failed(f"internal error ({type(exc).__name__}: {exc})")
+    return _finish(outcome, push, out)
 
 
-def _fail(out: TextIO, mode: str, reason: str) -> int:
-    reason = " ".join(reason.split())
+def _finish(outcome: _Outcome, push: _Push, out: TextIO) -> int:
+    """Write the records, then tell the pusher; a record that cannot be written rejects the push
+    (warns in audit mode) with one line, and the log is left as it was."""
+    from .findings import visible
+
+    code, lines = outcome.code, list(outcome.lines)
+    if outcome.records and outcome.log is not None:
+        from . import audit
+
+        try:
+            audit.append(outcome.log, outcome.records, syslog=outcome.syslog)
+        except AuditError as exc:
+            mode = "audit" if outcome.records[0].get("mode") == "audit" else "enforce"
+            code, lines = (0 if mode == "audit" else 1), [_fail_line(mode, " ".join(str(exc).split()))]
+    for line in lines:
+        print(visible(line), file=out)
+    return code
+
+
+def _fail_line(mode: str, reason: str) -> str:
     if mode == "audit":
-        print(f"{PREFIX}: WARNING (audit mode): {reason}; the push is accepted", file=out)
-        return 0
-    print(f"{PREFIX}: push rejected: {reason}", file=out)
-    return 1
+        return f"{PREFIX}: WARNING (audit mode): {reason}; the push is accepted"
+    return f"{PREFIX}: push rejected: {reason}"
 
 
-def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], launcher: Path | None) -> int:
-    from .errors import GitError
+def _is_repository(git_dir: Path) -> bool:
+    return (git_dir / "HEAD").is_file() and (git_dir / "objects").is_dir()
+
+
+def _run(raw: bytes, push: _Push, alarm: _Alarm, launcher: Path | None) -> _Outcome:
     from .gitrepo import Repo, parse_updates
 
+    repo = Repo(push.env.get("GIT_DIR") or ".", env=push.env, from_env=True)  # starts git config and cat-file
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise GitError("the hook's input is not UTF-8 text") from None
-    updates = parse_updates(text)
-
-    repo = Repo(env.get("GIT_DIR") or ".", env=env, from_env=True)  # starts git config and cat-file
-    try:
-        return _judge(repo, updates, raw, env, out, state, launcher)
+        push.git_dir = Path(repo.path)
+        # Split at \n only, and keep every byte: a ref name that is not UTF-8 is judged and
+        # recorded as what it is (SPEC §6, §8).
+        push.updates = parse_updates(raw.decode("utf-8", "surrogateescape"))
+        return _judge(repo, push.updates, raw, push, alarm, launcher)
     finally:
         repo.close()
 
 
-def _judge(repo: Repo, updates: list[Update], raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str],
-           launcher: Path | None) -> int:
+def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _Alarm,
+           launcher: Path | None) -> _Outcome:
     from . import policy as policy_mod
 
+    env, now = push.env, push.now
     git_dir = Path(repo.path)
     policy_path = repo.config("stepup.policy")
     if not policy_path:
@@ -126,15 +232,17 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, env: dict[str, str], o
     policy_file = Path(policy_path) if os.path.isabs(policy_path) else git_dir / policy_path
     shared = shared_cache_dir(env)
     policy = policy_mod.load(policy_file, cache_dir=shared or git_dir / "stepup")  # errors reject in any mode
+    state_dir = git_dir / "stepup"
+    push.log = policy.settings.audit_log or state_dir / "audit.jsonl"
+    push.syslog = policy.settings.syslog
+    push.pusher_env = policy.settings.pusher_env
     mode = repo.config("stepup.mode") or policy.settings.mode
     if mode not in policy_mod.MODES:
         raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])
-    state["mode"] = mode
-    signal.alarm(max(1, int(policy.settings.timeout.total_seconds())))
+    push.mode = mode
+    alarm.arm(int(policy.settings.timeout.total_seconds()))
 
-    now = datetime.now(UTC)
     pusher = pusher_from(env, policy.settings.pusher_env)
-    state_dir = git_dir / "stepup"
 
     chained = repo.config("stepup.chain") or _beside(launcher)
     chained_code = _run_chained(chained, raw, env) if chained else 0
@@ -158,28 +266,24 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, env: dict[str, str], o
     if certificate is not None:
         certificate.commit_use(verdicts, accepted)
 
-    from . import audit
-
     nonce = env.get("GIT_PUSH_CERT_NONCE_STATUS") or None
     extra: dict[str, object] = {"push_cert": certificate.blob_id} if certificate is not None else {}
     if chained:
         extra["chained_hook_exit"] = chained_code
     records = [audit_record(v, now=now, repo=str(git_dir), pusher=pusher, mode=mode, nonce_status=nonce,
                             extra=extra) for v in verdicts]
-    if chained_code != 0:  # the chained hook's refusal rejects every update
-        for record in records:
-            record["decision"] = "reject"
-    log = policy.settings.audit_log or state_dir / "audit.jsonl"
-    # No enforcement decision without its record: AuditError rejects the push.
-    audit.append(log, records, syslog=policy.settings.syslog)
+    for written, verdict in zip(records, verdicts, strict=True):
+        if verdict.error is not None:  # the update could not be judged: an error, whatever the mode
+            written["decision"] = "error"
+        elif chained_code != 0:  # the chained hook's refusal rejects every update
+            written["decision"] = "reject"
 
     lines = render(verdicts, mode=mode)
     if chained_code != 0:
         lines = [f"{PREFIX}: push rejected: the chained pre-receive hook {chained} exited {chained_code}",
                  *(line for line in lines if not line.startswith(f"{PREFIX}: push accepted"))]
-    for line in lines:
-        print(line, file=out)
-    return 0 if accepted else 1
+    # No enforcement decision without its record: written (after the deadline is disarmed) by _finish.
+    return _Outcome(0 if accepted else 1, tuple(lines), tuple(records), push.log, push.syslog)
 
 
 def _beside(launcher: Path | None) -> str | None:
@@ -202,15 +306,17 @@ def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
     return proc.returncode
 
 
-def entry(argv: list[str]) -> int:
+def entry(argv: Sequence[str]) -> int:
     """Dispatch on the path the launcher was installed as (its ``$0``): ``pre-push`` on clients, else
-    pre-receive, with a chained hook looked for beside the launcher."""
+    pre-receive, with a chained hook looked for beside the launcher. The hook's edge: stdin, the
+    environment and the clock are read here, once, and passed in as values."""
     launcher = Path(argv[0]) if argv else None
     if launcher is not None and launcher.name == "pre-push":
         from .prepush import main as prepush
 
-        return prepush(argv[1:])
-    return main(launcher=launcher)
+        return prepush(list(argv[1:]))
+    stdin = sys.stdin.buffer.read()
+    return main(stdin, os.environ, datetime.now(UTC), launcher=launcher)
 
 
 if __name__ == "__main__":

@@ -486,7 +486,11 @@ def test_malformed_policy_rejects_every_push(
         f"{policy}:{line_of(tier, 'admin')}: unknown tier 'admin'; "
         "the tiers are contributor, maintainer, release",
     )
-    assert len(server.audit_records()) == records
+    errors = server.audit_records()[records:]
+    assert [(r["ref"], r["action"], r["decision"], r["mode"], r["rules"]) for r in errors] == [
+        ("refs/heads/topic", "create", "error", "enforce", [])] * 2
+    assert errors[0]["error"].startswith(f"{policy}:{line}: TOML syntax error")
+    assert errors[1]["error"].startswith(f"{policy}:{line_of(tier, 'admin')}: unknown tier 'admin'")
 
 
 def test_keyring_folder_missing_a_listed_key_rejects(
@@ -517,11 +521,19 @@ def test_garbage_on_the_hooks_input(people: People, server: Server, clone: Clone
     ]
     code, lines, out = run_hook(server, b"\xff\xfe garbage \xc3\x28\n")
     assert (code, out) == (1, "")
-    assert lines == ["stepup-git: push rejected: the hook's input is not UTF-8 text"]
+    assert lines == ["stepup-git: push rejected: input line 1 is not '<old-id> <new-id> <ref>': "
+                     "'\\udcff\\udcfe garbage \\udcc3('"]
     code, lines, out = run_hook(server, f"{ZERO} {ZERO} {MAIN}\n".encode())
     assert (code, out) == (1, "")
     assert lines == [f"stepup-git: push rejected: input line 1 has two zero ids for {MAIN}"]
-    assert server.audit_records() == []
+    # Each refused input is recorded as an error, under no ref: none could be read from it.
+    assert [(r["ref"], r["old"], r["new"], r["decision"], r["mode"], r["error"])
+            for r in server.audit_records()[-3:]] == [
+        (None, None, None, "error", "enforce", "input line 1 is not '<old-id> <new-id> <ref>': 'hello world'"),
+        (None, None, None, "error", "enforce",
+         "input line 1 is not '<old-id> <new-id> <ref>': '\\udcff\\udcfe garbage \\udcc3('"),
+        (None, None, None, "error", "enforce", f"input line 1 has two zero ids for {MAIN}"),
+    ]
 
 
 def test_a_git_dir_that_is_no_repository_rejects_with_one_line(
@@ -571,7 +583,9 @@ def test_missing_gpg_rejects_with_one_line(
     code, lines, out = run_hook(server, rewind, env=no_gpg(tmp_path))
     assert (code, out) == (1, "")
     assert lines == ["stepup-git: push rejected: gpg is not installed on the server (install gnupg)"]
-    assert server.audit_records() == []
+    error = last_record(server, MAIN, "error")
+    assert (error["error"], error["mode"], error["rules"]) == (
+        "gpg is not installed on the server (install gnupg)", "enforce", [])
 
     code, lines, out = run_hook(server, rewind, env={"PATH": os.environ["PATH"]})
     assert (code, lines, out) == (0, [accepted(1)], "")
@@ -596,6 +610,8 @@ def test_missing_gpg_in_audit_mode_warns_and_accepts(
         "",
     )
     assert code == 0
+    error = last_record(server, MAIN, "error")
+    assert (error["error"], error["mode"]) == ("gpg is not installed on the server (install gnupg)", "audit")
 
 
 def test_update_no_rule_matches_is_accepted_and_audited(

@@ -148,8 +148,14 @@ def test_syslog_gets_one_summary_line_per_record(log: Path, monkeypatch: pytest.
                                                                                   message)))
     (written,) = audit.append(log, [make_record(1, ref="refs/heads/ma\nin")], syslog=True)
     assert sent == [(syslog.LOG_INFO,
-                     "audit accept update refs/heads/ma?in by alice in /srv/git/app.git "
-                     f"356a192b..da4b9237 hash={written['hash']}")]
+                     "audit accept update refs/heads/ma\\x0ain by alice in /srv/git/app.git "
+                     f"356a192b..da4b9237 head={written['hash']}:1")]
+    sent.clear()
+    second, third = audit.append(log, [make_record(2, ref="refs/heads/\udcff"), make_record(3)],
+                                 syslog=True)
+    assert [message.rsplit(" ", 1)[1] for _, message in sent] == [
+        f"head={second['hash']}:2", f"head={third['hash']}:3"]
+    assert "refs/heads/\\xff by alice" in sent[0][1]
 
 
 def test_syslog_failures_are_ignored(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -330,11 +336,13 @@ def test_head_file_missing_or_invalid(log: Path) -> None:
         False, 5, None, "end of log: the head file is missing")
 
 
-def test_empty_or_missing_log_without_head_is_intact(log: Path) -> None:
-    assert audit.verify(log) == ok(0)
+def test_a_missing_log_fails_and_an_empty_one_without_head_too(log: Path) -> None:
+    assert audit.verify(log) == audit.Verification(
+        False, 0, None, "end of log: the log file and its head file do not exist")
     log.parent.mkdir(parents=True)
     log.write_bytes(b"")
-    assert audit.verify(log) == ok(0)
+    assert audit.verify(log) == audit.Verification(
+        False, 0, None, "end of log: the head file is missing")
     assert list(audit.read(log)) == []
 
 
@@ -561,5 +569,5 @@ def test_lock_file_that_cannot_be_opened(log: Path) -> None:
     with pytest.raises(AuditError) as caught:
         audit.append(log, [make_record(1)])
     assert str(caught.value) == f"cannot write the audit log {log}: Is a directory"
-    assert audit.verify(log) == ok(0)
+    assert not log.exists()
     assert list(audit.read(log)) == []

@@ -30,4 +30,6 @@ tier = "contributor"
     assert len(result.remote) == 1
     assert result.remote[0].startswith(f"stepup-git: push rejected: {server.policy_path}:")
     assert f"key {people.bob.fingerprint} (bob) is not in the keyring folder" in result.remote[0]
-    assert server.audit_records() == []
+    (error,) = server.audit_records()  # recorded in the default log, as enforced whatever the mode
+    assert (error["ref"], error["decision"], error["mode"], error["error"]) == (
+        "refs/heads/main", "error", "enforce", result.remote[0].removeprefix("stepup-git: push rejected: "))
