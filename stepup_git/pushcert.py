@@ -14,7 +14,6 @@ and packet encoding change the blob, not what the signature means.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -123,22 +122,22 @@ class ReplayStore:
         except sqlite3.Error as exc:
             raise StepupError(f"cannot open the push certificate replay store {path}: {exc}") from None
 
-    def claim(self, identity: str, blob: str, nonce: str, keep: timedelta) -> float | None:
-        """Record a certificate (what it signs, and its blob) as used; return when it was first used
-        if it already was, under either."""
+    def claim(self, identity: str, blob: str, nonce: str, keep: timedelta, now: datetime) -> float | None:
+        """Record a certificate (what it signs, and its blob) as used at ``now``; return when it was
+        first used if it already was, under either."""
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                cutoff = time.time() - keep.total_seconds()
+                cutoff = now.timestamp() - keep.total_seconds()
                 self.db.execute("DELETE FROM signed WHERE used_at < ?", (cutoff,))
                 self.db.execute("DELETE FROM used WHERE used_at < ?", (cutoff,))
                 row = (self.db.execute("SELECT used_at FROM signed WHERE payload = ?", (identity,)).fetchone()
                        or self.db.execute("SELECT used_at FROM used WHERE blob = ?", (blob,)).fetchone())
                 if row:
                     return float(row[0])
-                now = time.time()
-                self.db.execute("INSERT INTO signed VALUES (?, ?, ?, ?)", (identity, blob, nonce, now))
-                self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, now))
+                used_at = now.timestamp()
+                self.db.execute("INSERT INTO signed VALUES (?, ?, ?, ?)", (identity, blob, nonce, used_at))
+                self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, used_at))
                 return None
         except self._error as exc:
             raise StepupError(f"cannot use the push certificate replay store: {exc}") from None
@@ -219,7 +218,7 @@ class PushCertificate:
             return None, f"push certificate {a.found} does not list this update ({update.line})"
         # Step 5: never used before, by what it signs: a re-encoded certificate is the same certificate.
         if self.replay is not None and not self.claimed:
-            first = self.replay.claim(cert.identity, self.blob_id, cert.nonce, self._keep())
+            first = self.replay.claim(cert.identity, self.blob_id, cert.nonce, self._keep(), now)
             if first is not None:
                 when = datetime.fromtimestamp(first).astimezone(now.tzinfo)
                 return None, (f"push certificate {self.blob_id[:10]} was already used at {when:%Y-%m-%d %H:%M:%S} "
