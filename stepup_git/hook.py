@@ -306,23 +306,31 @@ def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
     return proc.returncode
 
 
+HOOK_TYPES = ("pre-receive", "pre-push")
+
+
 def entry(argv: Sequence[str]) -> int:
-    """Dispatch on the path the launcher was installed as (its ``$0``): ``pre-push`` on clients, else
-    pre-receive, with a chained hook looked for beside the launcher. The hook's edge: stdin, the
-    environment and the clock are read here, once, and passed in as values."""
-    launcher = Path(argv[0]) if argv else None
-    if launcher is not None and launcher.name == "pre-push":
+    """``--hook-type TYPE LAUNCHER [ARGS...]``, as the launcher calls it: ``pre-receive`` judges the push
+    (a chained hook is looked for beside the launcher), ``pre-push`` predicts it on a client. The hook's
+    edge: stdin, the environment and the clock are read here, once, and passed in as values."""
+    args = list(argv)
+    hook_type = "pre-receive"
+    if args[:1] == ["--hook-type"]:
+        if len(args) < 2 or args[1] not in HOOK_TYPES:
+            print(f"{PREFIX}: the hook launcher names an unknown hook type; expected one of "
+                  f"{', '.join(HOOK_TYPES)}", file=sys.stderr)
+            return 1
+        hook_type, args = args[1], args[2:]
+    launcher = Path(args[0]) if args else None
+    if argv[:1] != ["--hook-type"] and launcher is not None and launcher.name == "pre-push":
+        hook_type = "pre-push"  # a launcher written before the type was passed explicitly
+    if hook_type == "pre-push":
         from .prepush import main as prepush
 
-        return prepush(list(argv[1:]))
+        return prepush(args[1:])
     stdin = sys.stdin.buffer.read()
     return main(stdin, os.environ, datetime.now(UTC), launcher=launcher)
 
 
 if __name__ == "__main__":
-    code = entry(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Everything is written and closed by now (audit log, caches, git processes): leave without the
-    # interpreter's teardown of every loaded module, a few milliseconds of each push.
-    os._exit(code)
+    sys.exit(entry(sys.argv[1:]))

@@ -77,9 +77,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def launcher_text(python: str) -> str:
+def launcher_text(python: str, hook_type: str = "pre-receive") -> str:
     template = resources.files("stepup_git").joinpath("launcher.sh").read_text()
-    return template.replace("'@PYTHON@'", _shell_quote(python))
+    return template.replace("'@PYTHON@'", _shell_quote(python)).replace("@HOOK@", hook_type)
 
 
 def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False,
@@ -161,16 +161,16 @@ def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False
     hook = hooks_dir / "pre-push"
     if hook.exists() and MARKER not in _read(hook):
         raise UsageError(f"{hook} is another pre-push hook; remove it or call stepup-git from it")
-    _write_launcher(hook)
+    _write_launcher(hook, "pre-push")
     repo.set_config("stepup.policy", str(policy_file))
     repo.set_config("stepup.clientStrict", "true" if strict else "false")
     return f"installed the stepup-git pre-push check in {git_dir} (policy {policy_file}, " \
            f"{'strict' if strict else 'advisory'})"
 
 
-def _write_launcher(hook: Path) -> None:
+def _write_launcher(hook: Path, hook_type: str = "pre-receive") -> None:
     tmp = hook.with_name(f".{hook.name}.{os.getpid()}")
-    tmp.write_text(launcher_text(sys.executable))
+    tmp.write_text(launcher_text(sys.executable, hook_type))
     tmp.chmod(0o755)
     os.replace(tmp, hook)
 
