@@ -5,12 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from os import PathLike
 
-
-def replace_file(path: str | PathLike[str], data: bytes) -> None:
+def replace_file(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it and a rename, so that a reader
     (another push) sees the old content or the new, never a part. Creates the folder; raises OSError."""
     path = os.fspath(path)
