@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,8 +24,7 @@ class Proof:
     object: str | None = None  # the object or certificate blob id
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "fingerprint": self.fingerprint, "owner": self.owner, "tier": self.tier,
-                "signed_at": iso(self.signed_at), "object": self.object}
+        return {**asdict(self), "signed_at": iso(self.signed_at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +39,7 @@ class Finding:
     fix: str
 
     def to_json(self) -> dict[str, str]:
-        return {"ref": self.ref, "rule": self.rule, "object": self.object, "required": self.required,
-                "found": self.found, "fix": self.fix}
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import base64
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,8 @@ class Verified:
     digest: str | None = None  # an OpenPGP signature's hash algorithm, read from its packet (DIGESTS)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "kind": self.kind, "key_id": self.key_id, "signing_key": self.signing_key,
-            "created": self.created.timestamp() if self.created else None,
-            "expires": self.expires.timestamp() if self.expires else None, "problem": self.problem,
-            "digest": self.digest,
-        }
+        return {**asdict(self), "created": self.created.timestamp() if self.created else None,
+                "expires": self.expires.timestamp() if self.expires else None}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Verified:
