@@ -31,10 +31,12 @@ def run(
 
     ``ok`` holds the exit statuses that are not failures (None: the caller judges every status). Raises
     ``error`` when the program cannot be found or started (``install_hint`` says how to get it), when it
-    does not finish in time (it is killed), or when it exits with a status outside ``ok``. The messages
-    call the program ``name`` (default: its file name).
+    does not finish in time (it is killed), or when it exits with a status outside ``ok``. A missing
+    program is named by its file name, a timeout or a failure by ``name`` (e.g. "gitolite setup --hooks-only";
+    default: the file name).
     """
-    name = name or os.path.basename(argv[0])
+    program = os.path.basename(argv[0])
+    name = name or program
     try:
         proc = subprocess.run(list(argv), input=input, env=None if env is None else dict(env),
                               capture_output=True, timeout=timeout, check=False)
@@ -42,9 +44,9 @@ def run(
         raise error(f"{name} did not answer within {timeout:g}s") from None
     except FileNotFoundError:
         hint = f" ({install_hint})" if install_hint else ""
-        raise error(f"{name} is not installed on the server{hint}") from None
+        raise error(f"{program} is not installed on the server{hint}") from None
     except OSError as exc:
-        raise error(f"cannot run {name}: {exc.strerror or exc}") from None
+        raise error(f"cannot run {program}: {exc.strerror or exc}") from None
     if ok is not None and proc.returncode not in ok:
         detail = " ".join((proc.stderr or proc.stdout).decode(errors="replace").split())[:DETAIL_LIMIT]
         raise error(f"{name} failed (exit status {proc.returncode})" + (f": {detail}" if detail else ""))

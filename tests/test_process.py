@@ -34,7 +34,8 @@ def test_a_program_that_does_not_answer_in_time_is_killed_and_one_line() -> None
 
 def test_a_missing_program_is_one_line_with_how_to_install_it(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
-        run([str(tmp_path / "gitolite"), "query-rc"], timeout=30, error=UsageError, install_hint="Debian: gitolite3")
+        run([str(tmp_path / "gitolite"), "query-rc"], timeout=30, error=UsageError, install_hint="Debian: gitolite3",
+            name="gitolite query-rc")
     assert str(caught.value) == "gitolite is not installed on the server (Debian: gitolite3)"
 
 
