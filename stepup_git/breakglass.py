@@ -11,12 +11,12 @@ warning on the push.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from .findings import BreakGlass, Proof, Verdict
 from .policy import Policy
 from .pushcert import PushCertificate
-from .record import replace
 
 OPTION = "stepup.break-glass"
 

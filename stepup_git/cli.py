@@ -9,12 +9,16 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import StepupError, UsageError
-
-if TYPE_CHECKING:
-    from .gitrepo import Repo, Update
+from . import __version__, audit, demo, install, keys
+from . import policy as policy_mod
+from .errors import GitError, StepupError, UsageError
+from .evaluate import Session
+from .findings import iso, render
+from .gitrepo import Repo, Update
+from .hook import entry, shared_cache_dir
+from .policycheck import check_policy
+from .pushcert import from_file
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,8 +30,6 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["hook"]:
-        from .hook import entry
-
         return entry(argv[1:])
     verbose = "--verbose" in argv  # wherever it stands: before or after the subcommand
     argv = [arg for arg in argv if arg != "--verbose"]
@@ -60,13 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="stepup-git", description="Step-up authentication for Git pushes.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"stepup-git {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
-
-    from . import install
-
     install.register(sub)
 
     p = sub.add_parser("policy", help="validate a policy")
@@ -97,8 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 
-    from . import audit, demo, keys
-
     audit.register(sub)  # type: ignore[arg-type]
     keys.register(sub)
     demo.register(sub)
@@ -106,8 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from .policycheck import check_policy
-
     if not args.file.is_file():
         raise UsageError(f"cannot read the policy {args.file}: no such file")
     problems, warnings = check_policy(args.file)
@@ -123,8 +116,6 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .gitrepo import Repo, Update
-
     zero = {"0" * 40, "0" * 64}
     repo = Repo(str(args.repo), env=os.environ)
     old = None if args.old in zero else _resolve(repo, args.old)
@@ -135,8 +126,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .gitrepo import Repo, Update
-
     repo = Repo(str(args.repo), env=os.environ)
     a, sep, b = args.range_.partition("..")
     if not sep or not b:
@@ -154,8 +143,6 @@ def _full_ref(ref: str) -> str:
 
 
 def _resolve(repo: Repo, rev: str) -> str:
-    from .errors import GitError
-
     oid = repo.resolve(rev)
     if oid is None:
         raise GitError(f"unknown revision {rev!r}")
@@ -171,11 +158,6 @@ def _head_ref(repo: Repo) -> str:
 
 def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Path | None = None,
                repo: Repo | None = None) -> int:
-    from . import policy as policy_mod
-    from .evaluate import Session
-    from .findings import iso, render
-    from .gitrepo import Repo
-
     repo = repo or Repo(str(args.repo), env=os.environ)
     repo.pretend_absent(update.ref)  # where the ref stands is the update's old
     git_dir = Path(repo.path)
@@ -187,13 +169,9 @@ def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Pa
         policy_file = Path(configured) if Path(configured).is_absolute() else git_dir / configured
     policy = policy_mod.load(policy_file)
     now = _parse_now(args.now) if args.now else datetime.now(UTC)
-    from .hook import shared_cache_dir
-
     session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))
     certificate = None
     if certificate_file is not None:
-        from .pushcert import from_file
-
         certificate = from_file(certificate_file, session)
     verdicts = session.judge([update], now=now, pusher=args.pusher, push_cert=certificate)
     allowed = all(v.allowed for v in verdicts)

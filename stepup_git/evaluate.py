@@ -9,20 +9,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from .cache import LazyStore
 from .errors import PolicyError
 from .findings import Verdict, iso
 from .gitrepo import Repo, SignedObject, Update
 from .judge import Context, Judge
 from .keyring import Keyring, keyring_problems
 from .policy import Policy
+from .protocols import CertificateProof, VerificationStore
 from .signatures import Verified, Verifier
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    from .protocols import CertificateProof, VerificationStore
 
 MEMO_LIMIT = 4096
 # Misses in a batch before the persistent store is asked: Sequoia verifies a signature in about 0.1 ms,
@@ -110,8 +107,6 @@ class Session:
         verifier = Verifier(policy, keyring, shared_dir or state_dir, timeout=policy.settings.timeout.total_seconds())
         store = None
         if cache:
-            from .cache import LazyStore
-
             store = LazyStore(state_dir, keyring.digest, policy.digest)
         return cls(policy, repo, keyring, Signatures(verifier, store), state_dir)
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from .gitrepo import Update
-from .record import record
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 MAX_SHOWN = 5  # findings printed per rule; the rest are counted
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Proof:
     """A proof that counted (or was offered) for a rule: who, with which key, made when."""
 
@@ -27,11 +24,10 @@ class Proof:
     object: str | None = None  # the object or certificate blob id
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "fingerprint": self.fingerprint, "owner": self.owner, "tier": self.tier,
-                "signed_at": iso(self.signed_at), "object": self.object}
+        return {**asdict(self), "signed_at": iso(self.signed_at)}
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Finding:
     """Why a rule failed for one object: what was required, what was found, and the fix."""
 
@@ -43,11 +39,10 @@ class Finding:
     fix: str
 
     def to_json(self) -> dict[str, str]:
-        return {"ref": self.ref, "rule": self.rule, "object": self.object, "required": self.required,
-                "found": self.found, "fix": self.fix}
+        return asdict(self)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class RuleResult:
     rule: str
     passed: bool
@@ -65,7 +60,7 @@ class RuleResult:
         return out
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class BreakGlass:
     """An emergency override of failing rules by a signed push (see :mod:`stepup_git.breakglass`)."""
 
@@ -76,7 +71,7 @@ class BreakGlass:
         return {"reason": self.reason, **self.proof.to_json()}
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The judgement of one update."""
 

@@ -15,15 +15,14 @@ import secrets
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import layouts
-from .errors import StepupError, UsageError
-from .gitrepo import BASELINE
+from .errors import GitError, PolicyError, StepupError, UsageError
+from .gitrepo import BASELINE, Repo
 from .hook import CHAINED
-
-if TYPE_CHECKING:
-    from .gitrepo import Repo
+from .policy import load
+from .policycheck import check_policy
 
 MARKER = "stepup-git hook launcher"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
@@ -84,19 +83,13 @@ def launcher_text(python: str, hook_type: str = "pre-receive") -> str:
 
 def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False,
             layout: str = "plain") -> str:
-    from .policy import load
-
     repo = _open(repo_path)
     git_dir = Path(repo.path).resolve()
 
     if policy is not None:
         policy_file = policy.resolve()
-        from .policycheck import check_policy
-
         problems, _ = check_policy(policy_file)
         if problems:
-            from .errors import PolicyError
-
             raise PolicyError(["the policy has errors; nothing was installed", *problems])
     elif (configured := repo.config("stepup.policy")) is not None:
         policy_file = Path(configured)
@@ -147,8 +140,6 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
 
 def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False) -> str:
     """Install the pre-push hook that predicts the server's verdict (advisory unless ``strict``)."""
-    from .policy import load
-
     repo = _open(repo_path)
     git_dir = Path(repo.path).resolve()
     if policy is None:
@@ -176,9 +167,6 @@ def _write_launcher(hook: Path, hook_type: str = "pre-receive") -> None:
 
 
 def _open(path: Path) -> Repo:
-    from .errors import GitError
-    from .gitrepo import Repo
-
     try:
         return Repo(str(path), env=os.environ)
     except GitError:

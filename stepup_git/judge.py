@@ -7,27 +7,24 @@ what was required, what was found and the fix (7); rendering is :mod:`stepup_git
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .errors import StepupError
 from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
 from .gitrepo import Repo, Update
 from .keyring import Keyring
 from .policy import Key, Policy, Rule
-from .record import record, replace
+from .protocols import Ancestry, CertificateProof, SignatureSource
 from .signatures import Assessment, Verified, assess
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
-    from .protocols import Ancestry, CertificateProof, SignatureSource
-
-
-@record
+@dataclass(frozen=True, slots=True)
 class Context:
     now: datetime
     pusher: str | None
@@ -367,8 +364,6 @@ class _Paths:
 
 
 def _digest(oids: Sequence[str]) -> str:
-    import hashlib
-
     return hashlib.sha256(" ".join(oids).encode()).hexdigest()
 
 

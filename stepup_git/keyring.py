@@ -7,17 +7,20 @@ The server user's own ``~/.gnupg`` is never consulted: the policy, not the web o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import process
 from .errors import PolicyError, SignatureError
 from .files import replace_file
-from .lean import sha256
 from .policy import Policy
-from .record import record
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp")
 GPG_CONF = "trust-model always\nno-autostart\nno-auto-key-retrieve\n"
@@ -25,14 +28,14 @@ _FORMAT = "2"  # bump when the cached listing changes shape, or when verificatio
 # digest may no longer hold (2: digests are read from signature packets; SHA-256 repositories)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SubKey:
     fingerprint: str
     expires: datetime | None
     revoked: bool
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class KeyInfo:
     """What GnuPG says of one primary key in the keyring."""
 
@@ -98,14 +101,14 @@ class Keyring:
         """An allowed-signers file for the policy's SSH keys (principal = a name derived from the key)."""
         lines = [f'{ssh_principal(k.id)} namespaces="git" {k.ssh}\n' for k in policy.keys if k.ssh]
         content = "".join(lines)
-        path = state_dir / "keyring" / f"allowed_signers-{sha256(content.encode()).hexdigest()[:20]}"
+        path = state_dir / "keyring" / f"allowed_signers-{hashlib.sha256(content.encode()).hexdigest()[:20]}"
         if not path.is_file():
             replace_file(path, content.encode())
         return path
 
 
 def ssh_principal(key_id: str) -> str:
-    return "key-" + sha256(key_id.encode()).hexdigest()[:32]
+    return "key-" + hashlib.sha256(key_id.encode()).hexdigest()[:32]
 
 
 def keyring_files(folder: Path) -> list[Path]:
@@ -118,33 +121,21 @@ def keyring_files(folder: Path) -> list[Path]:
 
 
 def folder_digest(files: list[Path]) -> str:
-    h = sha256(_FORMAT.encode())
+    h = hashlib.sha256(_FORMAT.encode())
     for path in files:
-        h.update(path.name.encode() + b"\0" + sha256(path.read_bytes()).digest())
+        h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
 def run_gpg(home: Path, args: list[str], *, timeout: float = 30, stdin: bytes | None = None) -> str:
-    import shutil
-    import subprocess
-
-    gpg = shutil.which("gpg")
-    if gpg is None:
-        raise SignatureError("gpg is not installed on the server (install gnupg)")
-    try:
-        proc = subprocess.run([gpg, "--homedir", str(home), "--batch", "--no-tty", *args],
-                              input=stdin, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise SignatureError(f"gpg did not answer within {timeout:.0f}s") from None
-    if proc.returncode not in (0, 2):  # 2: some keys could not be imported/listed, reported by the caller
-        raise SignatureError(f"gpg failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
+    """gpg's output for ``args`` in the GnuPG home ``home``; exit status 2 (some keys could not be
+    imported or listed) is left for the caller to find in that output."""
+    proc = process.run(["gpg", "--homedir", str(home), "--batch", "--no-tty", *args], input=stdin,
+                       timeout=timeout, ok=(0, 2), error=SignatureError, install_hint="install gnupg")
     return proc.stdout.decode("utf-8", errors="replace")
 
 
 def _build(home: Path, files: list[Path], digest: str) -> None:
-    import shutil
-    import tempfile
-
     home.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=home.parent))
     try:
@@ -174,8 +165,6 @@ def _build(home: Path, files: list[Path], digest: str) -> None:
 
 def _prune(base: Path, keep: Path) -> None:
     """Remove homes of earlier keyring contents unused for a day (a running push may still use one)."""
-    import shutil
-
     cutoff = time.time() - 86400
     for entry in base.iterdir():
         if entry != keep and entry.is_dir() and entry.stat().st_mtime < cutoff:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,6 @@ from .files import replace_file
 from .keyring import KeyInfo, Keyring, keyring_files, run_gpg
 from .policy import Key, Policy, load, normalize_fingerprint, parse_ssh_key
 from .policycheck import check_policy
-from .record import record
 
 _KEYS_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(keys|"keys"|'keys')[ \t]*\]\][ \t]*(#.*)?\s*\Z""")
 _RULES_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(rules|"rules"|'rules')[ \t]*\]\]""")
@@ -48,7 +48,7 @@ _KIND = {"openpgp": "OpenPGP key", "ssh": "SSH key"}
 
 # --- what a key file holds ----------------------------------------------------------------------
 
-@record
+@dataclass(frozen=True, slots=True)
 class ShownKey:
     """One primary key of a key file, as ``gpg --show-keys`` describes it."""
 
@@ -115,7 +115,7 @@ def _ssh_files(folder: Path) -> list[Path]:
 
 # --- keys list ----------------------------------------------------------------------------------
 
-@record
+@dataclass(frozen=True, slots=True)
 class Listed:
     """One ``[[keys]]`` entry with what the policy, GnuPG and the keyring folder say of it."""
 

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from . import process
 from .errors import UsageError
 
 LAYOUTS = ("plain", "gitolite", "gitea", "gitlab")
@@ -40,6 +40,7 @@ DOT_D_NAME = "stepup-git"
 """The launcher's file name inside a ``pre-receive.d`` folder (any name but ``pre-push`` judges pushes)."""
 
 GITOLITE_TIMEOUT = 30.0
+GITOLITE_PACKAGE = "Debian: gitolite3"
 
 
 def hooks_dir_for(layout: str, repo_git_dir: Path, *, hooks_path: str | None = None,
@@ -85,14 +86,9 @@ def gitolite_local_code(env: Mapping[str, str] | None = None) -> Path:
     if not home or not rc.is_file():
         raise UsageError(f"no gitolite here: {rc} does not exist (run stepup-git install --layout gitolite "
                          "as the gitolite user, with its HOME)")
-    try:
-        proc = subprocess.run(["gitolite", "query-rc", "LOCAL_CODE"], env=env, capture_output=True,
-                              text=True, timeout=GITOLITE_TIMEOUT, check=False)
-    except FileNotFoundError:
-        raise UsageError("the gitolite command is not on PATH (Debian: gitolite3)") from None
-    except subprocess.TimeoutExpired:
-        raise UsageError("gitolite query-rc LOCAL_CODE did not answer in time") from None
-    value = proc.stdout.strip()
+    proc = process.run(["gitolite", "query-rc", "LOCAL_CODE"], env=env, timeout=GITOLITE_TIMEOUT, ok=None,
+                       error=UsageError, install_hint=GITOLITE_PACKAGE, name="gitolite query-rc")
+    value = proc.stdout.decode(errors="replace").strip()
     if proc.returncode != 0 or not value:
         raise UsageError(f"LOCAL_CODE is not set in {rc}; add the line  LOCAL_CODE => \"$ENV{{HOME}}/local\",  "
                          "to its %RC hash, then rerun")
@@ -104,17 +100,8 @@ def gitolite_local_code(env: Mapping[str, str] | None = None) -> Path:
 
 def gitolite_link_hooks(env: Mapping[str, str] | None = None) -> None:
     """Run ``gitolite setup --hooks-only``: link ``$LOCAL_CODE/hooks/common/*`` into every repository."""
-    env = dict(os.environ if env is None else env)
-    try:
-        proc = subprocess.run(["gitolite", "setup", "--hooks-only"], env=env, capture_output=True, text=True,
-                              timeout=GITOLITE_TIMEOUT, check=False)
-    except FileNotFoundError:
-        raise UsageError("the gitolite command is not on PATH (Debian: gitolite3)") from None
-    except subprocess.TimeoutExpired:
-        raise UsageError("gitolite setup --hooks-only did not finish in time") from None
-    if proc.returncode != 0:
-        detail = " ".join((proc.stderr or proc.stdout).split())[:300]
-        raise UsageError(f"gitolite setup --hooks-only failed ({proc.returncode}): {detail}")
+    process.run(["gitolite", "setup", "--hooks-only"], env=env, timeout=GITOLITE_TIMEOUT, error=UsageError,
+                install_hint=GITOLITE_PACKAGE, name="gitolite setup --hooks-only")
 
 
 def next_steps(layout: str, hook: Path) -> list[str]:

@@ -7,24 +7,22 @@ on them later.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import PolicyError
 from .files import replace_file
-from .lean import b64decode, b64encode, sha256
 from .patterns import PathPatterns, RefPattern
-from .record import record
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 ACTIONS = ("create", "update", "force-push", "delete")
 REQUIRES = ("signed", "step-up", "signed-tag", "deny")
@@ -54,7 +52,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Key:
     """A policy key: an OpenPGP primary fingerprint or an SSH public key, with its owner and tier."""
 
@@ -79,7 +77,7 @@ class Key:
         return self.expires is None or day <= self.expires
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     refs: tuple[RefPattern, ...]
@@ -98,7 +96,7 @@ class Rule:
         return any(p.matches(ref) for p in self.refs)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Settings:
     mode: str
     fresh_within: timedelta
@@ -112,7 +110,7 @@ class Settings:
     allow_sha1: bool = False  # let signatures over SHA-1 (or RIPEMD-160) digests count (SPEC §5.1)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Policy:
     path: Path
     digest: str
@@ -158,13 +156,13 @@ def parse_ssh_key(text: str) -> tuple[str, str]:
     if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
         raise ValueError(f"malformed SSH public key {text[:40]!r}: expected \"ssh-ed25519 AAAA... [comment]\"")
     try:
-        blob = b64decode(parts[1])
+        blob = base64.b64decode(parts[1], validate=True)
     except ValueError:
         raise ValueError("malformed SSH public key: the key data is not base64") from None
     n = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
     if blob[4 : 4 + n] != parts[0].encode():
         raise ValueError(f"malformed SSH public key: the key data is not a {parts[0]} key")
-    digest = b64encode(sha256(blob).digest()).rstrip("=")
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
     return f"{parts[0]} {parts[1]}", f"SHA256:{digest}"
 
 
@@ -293,9 +291,10 @@ def load(path: str | Path, *, cache_dir: Path | None = None) -> Policy:
         raise PolicyError([f"{path}: cannot read the policy: {exc.strerror or exc}"]) from None
     snapshot = None
     if cache_dir is not None:
-        name = sha256(f"{__version__}\0".encode() + raw + b"\0" + os.fsencode(path.absolute())).hexdigest()[:32]
+        key = f"{__version__}\0".encode() + raw + b"\0" + os.fsencode(path.absolute())
+        name = hashlib.sha256(key).hexdigest()[:32]
         snapshot = cache_dir / f"policy-{name}.json"
-        if (policy := _thaw(snapshot, path, sha256(raw).hexdigest())) is not None:
+        if (policy := _thaw(snapshot, path, hashlib.sha256(raw).hexdigest())) is not None:
             return policy
     policy, problems, _ = _load_bytes(path, raw)
     if policy is None:
@@ -332,7 +331,7 @@ def _load_bytes(path: Path, raw: bytes) -> tuple[Policy | None, list[str], list[
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         return None, [f"{path}:{line}: TOML syntax error: {message}"], []
     loader = _Loader(path, text)
-    policy = _build(loader, path, sha256(raw).hexdigest(), data)
+    policy = _build(loader, path, hashlib.sha256(raw).hexdigest(), data)
     if loader.problems:
         return None, sorted(loader.problems, key=_line_of), loader.warnings
     return policy, [], loader.warnings

@@ -14,12 +14,14 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
+from . import policy as policy_mod
 from .errors import StepupError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import TextIO
+from .evaluate import Session
+from .findings import render
+from .gitrepo import Repo, Update
+from .hook import shared_cache_dir
 
 ZERO = {"0" * 40, "0" * 64}
 
@@ -29,11 +31,6 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
     text = sys.stdin.read() if stdin is None else stdin
     strict = False
     try:
-        from . import policy as policy_mod
-        from .evaluate import Session
-        from .findings import render
-        from .gitrepo import Repo, Update
-
         repo = Repo(os.environ.get("GIT_DIR") or ".", env=os.environ, remote=argv[0] if argv else None)
         git_dir = Path(repo.path)
         strict = (repo.config("stepup.clientStrict") or "").lower() in ("true", "yes", "on", "1")
@@ -52,8 +49,6 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
         if not updates:
             return 0
         pusher = os.environ.get("STEPUP_PUSHER") or repo.config("stepup.pusher")
-        from .hook import shared_cache_dir
-
         now = datetime.now(UTC)
         session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))
         verdicts = session.judge(updates, now=now, pusher=pusher)

@@ -13,27 +13,25 @@ and packet encoding change the blob, not what the signature means.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import StepupError
+from .evaluate import Session
 from .findings import Verdict, age
 from .gitrepo import Update, split_tag
-from .lean import sha256
-from .record import record
 from .signatures import Assessment, assess
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .evaluate import Session
 
 _UPDATE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs/\S+)")
 _HEADERS = ("pusher", "pushee", "nonce", "push-option")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Certificate:
     version: str
     pusher: str
@@ -54,7 +52,7 @@ class Certificate:
             lines.append(f"pushee {self.pushee}")
         lines += [f"nonce {self.nonce}", *(f"push-option {option}" for option in self.options), "", *self.updates]
         canonical = "".join(line.rstrip(" \t\r") + "\n" for line in lines)
-        return sha256(canonical.encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def parse(raw: bytes) -> Certificate:
@@ -109,9 +107,6 @@ class ReplayStore:
     reading this store still refuses what this one accepted."""
 
     def __init__(self, path: Path) -> None:
-        import sqlite3
-
-        self._error = sqlite3.Error
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
@@ -139,7 +134,7 @@ class ReplayStore:
                 self.db.execute("INSERT INTO signed VALUES (?, ?, ?, ?)", (identity, blob, nonce, used_at))
                 self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, used_at))
                 return None
-        except self._error as exc:
+        except sqlite3.Error as exc:
             raise StepupError(f"cannot use the push certificate replay store: {exc}") from None
 
     def release(self, identity: str, blob: str) -> None:
@@ -148,7 +143,7 @@ class ReplayStore:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute("DELETE FROM signed WHERE payload = ?", (identity,))
                 self.db.execute("DELETE FROM used WHERE blob = ?", (blob,))
-        except self._error:
+        except sqlite3.Error:
             pass
 
 
@@ -269,7 +264,5 @@ def from_file(path: Path, session: Session) -> PushCertificate:
         raw = path.read_bytes()
     except OSError as exc:
         raise StepupError(f"cannot read the push certificate {path}: {exc.strerror}") from None
-    import hashlib
-
     blob_id = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()
     return PushCertificate(blob_id, raw, session, nonce_status=None, nonce_slop=None, expected_nonce=None, replay=None)

@@ -11,17 +11,13 @@ SHA-1, and whether SHA-1 counts is the policy's choice, ``settings.allow_sha1``)
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from .keyring import Keyring
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-    Answer = tuple[str, Any] | None
 
 
 def load(keyring: Keyring) -> SequoiaVerifier | None:
@@ -35,6 +31,8 @@ def load(keyring: Keyring) -> SequoiaVerifier | None:
         return None
     return SequoiaVerifier(pysequoia, keyring)
 
+
+Answer = tuple[str, Any] | None  # ("good", details), ("unknown", issuer id), or None: gpg must decide
 
 STRONG_HASHES = frozenset({"SHA224", "SHA256", "SHA384", "SHA512", "SHA3_256", "SHA3_512"})
 PARALLEL_MIN = 512  # below this many signatures, forking workers costs more than it saves
@@ -74,7 +72,7 @@ class SequoiaVerifier:
         key_id = getattr(sig, "issuer_key_id", None)
         return self._by_key_id.get(str(key_id).upper()) if key_id else None
 
-    def verify(self, signature: bytes, payload: bytes) -> tuple[str, Any] | None:
+    def verify(self, signature: bytes, payload: bytes) -> Answer:
         """("good", details) or ("unknown", issuer id), or None when gpg must decide."""
         ps = self._ps
         try:
@@ -108,8 +106,6 @@ class SequoiaVerifier:
         if len(pairs) < PARALLEL_MIN or workers < 2:
             return [self.verify(sig, payload) for sig, payload in pairs]
         if self._pool is None:
-            import multiprocessing
-
             global _ACTIVE
             _ACTIVE = self
             self._pool = multiprocessing.get_context("fork").Pool(workers)

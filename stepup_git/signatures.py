@@ -8,19 +8,21 @@ every verifier gives the same verdict.
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import gnupg
+
+from . import process, sequoia
 from .errors import SignatureError
 from .keyring import Keyring, ssh_principal
-from .lean import b64decode, b64encode
 from .policy import Key, Policy, parse_ssh_key
-from .record import record
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 PGP_MARK = b"-----BEGIN PGP SIGNATURE-----"
 SSH_MARK = b"-----BEGIN SSH SIGNATURE-----"
@@ -38,7 +40,7 @@ RESIGN_SHA512 = ("sign with SHA-512: echo 'personal-digest-preferences SHA512' >
                  "(or gpg --digest-algo SHA512), then sign again")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Verified:
     """The cryptographic outcome of one signature over one payload."""
 
@@ -52,12 +54,8 @@ class Verified:
     digest: str | None = None  # an OpenPGP signature's hash algorithm, read from its packet (DIGESTS)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "kind": self.kind, "key_id": self.key_id, "signing_key": self.signing_key,
-            "created": self.created.timestamp() if self.created else None,
-            "expires": self.expires.timestamp() if self.expires else None, "problem": self.problem,
-            "digest": self.digest,
-        }
+        return {**asdict(self), "created": self.created.timestamp() if self.created else None,
+                "expires": self.expires.timestamp() if self.expires else None}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Verified:
@@ -66,7 +64,7 @@ class Verified:
                    created=ts["created"], expires=ts["expires"], problem=d.get("problem"), digest=d.get("digest"))
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """Whether a signature counts under the policy, and how to describe what was found."""
 
@@ -113,8 +111,6 @@ class Verifier:
 
     def _load_fast(self) -> bool:
         if self._fast is None:
-            from . import sequoia
-
             self._fast = sequoia.load(self.keyring) or False
         return bool(self._fast)
 
@@ -151,12 +147,7 @@ class Verifier:
         return self._gnupg(signature, payload, digest)
 
     def _gnupg(self, signature: bytes, payload: bytes, digest: str) -> Verified:
-        import shutil
-        import tempfile
-
         if self._gpg is None:
-            import gnupg
-
             if shutil.which("gpg") is None:
                 raise SignatureError("gpg is not installed on the server (install gnupg)")
             self._gpg = gnupg.GPG(gnupghome=str(self.keyring.home), options=["--no-autostart"])
@@ -190,10 +181,6 @@ class Verifier:
     # -- SSH, through ssh-keygen -Y verify ------------------------------------------------------
 
     def _ssh(self, signature: bytes, payload: bytes) -> Verified:
-        import shutil
-        import subprocess
-        import tempfile
-
         try:
             fields = ssh_signature_fields(signature)
             _, key_id = parse_ssh_key(fields.key)
@@ -209,20 +196,16 @@ class Verifier:
         if key is None:
             return Verified(False, "ssh", key_id=key_id,
                             problem=f"signed by SSH key {key_id}, which the policy does not list")
-        keygen = shutil.which("ssh-keygen")
-        if keygen is None:
-            raise SignatureError("ssh-keygen is not installed on the server (install openssh-client)")
         if self._allowed is None:
             self._allowed = self.keyring.allowed_signers(self.policy, self.state_dir)
         fd, sig_path = tempfile.mkstemp(prefix="stepup-sshsig-")
         try:
             os.write(fd, signature)
             os.close(fd)
-            proc = subprocess.run(
-                [keygen, "-Y", "verify", "-f", str(self._allowed), "-I", ssh_principal(key_id), "-n", "git",
-                 "-s", sig_path], input=payload, capture_output=True, timeout=self.timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise SignatureError(f"ssh-keygen did not answer within {self.timeout:.0f}s") from None
+            # any exit status but 0 means the signature does not verify
+            proc = process.run(["ssh-keygen", "-Y", "verify", "-f", str(self._allowed), "-I", ssh_principal(key_id),
+                                "-n", "git", "-s", sig_path], input=payload, timeout=self.timeout, ok=None,
+                               error=SignatureError, install_hint="install openssh-client")
         finally:
             os.unlink(sig_path)
         if proc.returncode == 0:
@@ -280,7 +263,7 @@ def _packet_bodies(lines: list[str]) -> list[bytes] | None:
         lines.pop(0)
     body = [line.strip() for line in lines if line.strip() and not line.startswith("=")]
     try:
-        data = b64decode("".join(body))
+        data = base64.b64decode("".join(body), validate=True)
     except ValueError:
         return None
     bodies: list[bytes] = []
@@ -326,7 +309,7 @@ def _from_answer(answer: tuple[str, Any], digest: str) -> Verified:
     return Verified(False, "openpgp", key_id=detail, problem=f"signed by unknown key {detail}", digest=digest)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SshSignature:
     """The fields of an SSHSIG blob that are judged before ``ssh-keygen`` verifies it."""
 
@@ -340,7 +323,7 @@ def ssh_signature_fields(signature: bytes) -> SshSignature:
     reserved, hash algorithm, signature; raise ValueError when it is not well formed."""
     lines = signature.decode("ascii", errors="replace").strip().splitlines()
     try:
-        blob = b64decode("".join(lines[1:-1]))
+        blob = base64.b64decode("".join(lines[1:-1]), validate=True)
     except ValueError:
         raise ValueError("not base64") from None
     if not blob.startswith(b"SSHSIG") or len(blob) < 10:
@@ -356,7 +339,8 @@ def ssh_signature_fields(signature: bytes) -> SshSignature:
         fields.append(blob[at + 4 : at + 4 + n])
         at += 4 + n
     key_blob, _, _, hash_name, sig = fields
-    return SshSignature(key=f"{_ssh_string(key_blob)} {b64encode(key_blob)}",
+    key = f"{_ssh_string(key_blob)} {base64.b64encode(key_blob).decode('ascii')}"
+    return SshSignature(key=key,
                         hash=hash_name.decode("ascii", errors="replace"), algorithm=_ssh_string(sig))
 
 
