@@ -8,27 +8,23 @@ removed from the end, or the whole log, are detected too. Writers hold ``flock``
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import fnmatch
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from stepup_git.errors import AuditError, UsageError
-
+from .errors import AuditError, UsageError
 from .findings import visible
-from .lean import sha256
-from .record import record
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import argparse
-    from typing import Any
-
-    Record = dict[str, Any]
+Record = dict[str, Any]
 
 GENESIS = "0" * 64
 
@@ -54,7 +50,7 @@ _LINE_BREAKS = {code: f"\\u{code:04x}" for code in (0x85, 0x2028, 0x2029)}
 
 def record_hash(record_without_hash: Mapping[str, object]) -> str:
     """SHA-256 hex digest of the canonical JSON of a record that has no ``hash`` key."""
-    return sha256(canonical(record_without_hash)).hexdigest()
+    return hashlib.sha256(canonical(record_without_hash)).hexdigest()
 
 
 def _no_constant(name: str) -> object:
@@ -70,7 +66,7 @@ def _beside(log_path: Path, suffix: str) -> Path:
     return log_path.with_name(log_path.name + suffix)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class _Head:
     hash: str
     count: int
@@ -255,7 +251,7 @@ def _to_syslog(records: Iterable[Record], first: int) -> None:
         pass
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Verification:
     """What ``verify`` found. ``count``: intact records before the first problem (all when
     ``ok``); ``line``: the 1-based first bad line, None for a problem at the end of the log."""
@@ -270,7 +266,7 @@ def _plural(count: int) -> str:
     return f"{count} record" + ("" if count == 1 else "s")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Head:
     """A head kept away from the log (``audit verify --head HASH[:COUNT]``): the hash of a record
     the chain must hold and, when known, how many records it had then."""

@@ -14,18 +14,14 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any, TextIO
 
 from .errors import AuditError, PolicyError, StepupError
-from .record import record
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, TextIO
-
-    from .gitrepo import Repo, Update
+from .gitrepo import Repo, Update
 
 PREFIX = "stepup-git"
 CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
@@ -59,7 +55,7 @@ class _Alarm:
             raise _Deadline()
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class _Outcome:
     """What the push comes to, before anything is written: the records, the lines, the exit code."""
 

@@ -11,4 +11,4 @@ if [ ! -x "$STEPUP_PYTHON" ]; then
   exit 1
 fi
 # -I: the interpreter ignores PYTHON* variables and the user site, whatever environment the server gives
-exec "$STEPUP_PYTHON" -I -m stepup_git.hook --hook-type @HOOK@ "$0" "$@"
+exec "$STEPUP_PYTHON" -I -m stepup_git hook --hook-type @HOOK@ "$0" "$@"

@@ -145,7 +145,7 @@ def test_install_configures_each_repository(server: Server, clone: Clone, tmp_pa
         assert hook.stat().st_mode & stat.S_IXUSR
         text = hook.read_text()
         assert text.startswith("#!/bin/sh\n")
-        assert f"'{sys.executable}'" in text and "-m stepup_git.hook" in text
+        assert f"'{sys.executable}'" in text and "-m stepup_git hook --hook-type pre-receive" in text
     assert seeds[0] != seeds[1]
 
     oid = clone.commit("unsigned")
@@ -228,7 +228,7 @@ def chained_server(people: People, server: Server) -> Path:
     chained = server.path / "hooks" / "pre-receive.stepup-chained"
     assert proc.stdout.rstrip().endswith("mode enforce, chained: pre-receive.stepup-chained)")
     assert chained.read_text() == FOREIGN_HOOK
-    assert "-m stepup_git.hook" in (server.path / "hooks" / "pre-receive").read_text()
+    assert "-m stepup_git hook" in (server.path / "hooks" / "pre-receive").read_text()
     assert config(server, "stepup.chain") == str(chained.resolve())
     return chained
 

@@ -18,7 +18,7 @@ def test_the_checkout_launchers_name_their_hook_type() -> None:
         text = (ROOT / "hooks" / hook_type).read_text()
         template = (ROOT / "stepup_git" / "launcher.sh").read_text()
         assert text == template.replace("@HOOK@", hook_type)
-        assert f"-m stepup_git.hook --hook-type {hook_type} " in text
+        assert f"-m stepup_git hook --hook-type {hook_type} " in text
 
 
 def test_a_missing_interpreter_refuses_the_push_with_one_line(server: Server, clone: Clone,
