@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, audit, demo, install, keys
+from . import __version__, cli_audit, demo, install, keys
 from . import policy as policy_mod
 from .errors import GitError, StepupError, UsageError
 from .evaluate import Session
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 
-    audit.register(sub)  # type: ignore[arg-type]
+    cli_audit.register(sub)  # type: ignore[arg-type]
     keys.register(sub)
     demo.register(sub)
     return parser

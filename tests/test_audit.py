@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from stepup_git import audit
+from stepup_git import audit, cli_audit
 from stepup_git.errors import AuditError, UsageError
 
 FPR_ALICE = "0123456789ABCDEF0123456789ABCDEF01234567"
@@ -475,7 +475,7 @@ def test_render_table_without_records() -> None:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="stepup-git")
-    audit.register(top.add_subparsers(dest="command", required=True))
+    cli_audit.register(top.add_subparsers(dest="command", required=True))
     return top
 
 

@@ -1,0 +1,63 @@
+"""``stepup-git audit show|verify``: the command line of the audit log."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .audit import canonical, default_log, git_dir_of, parse_head, parse_time, read, render_table, select, verify
+from .errors import UsageError
+
+
+def _log_of(args: argparse.Namespace) -> Path:
+    if args.log is not None:
+        return Path(args.log)
+    return default_log(git_dir_of(Path(args.repo) if args.repo is not None else Path.cwd()))
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        since = parse_time(args.since) if args.since is not None else None
+    except ValueError:
+        raise UsageError(f"--since: not an ISO-8601 date or date-time: {args.since}") from None
+    chosen = select(read(_log_of(args)), ref=args.ref, pusher=args.pusher, since=since,
+                    decision=args.decision)
+    if args.json:
+        print("".join(canonical(record).decode("utf-8") + "\n" for record in chosen), end="")
+    else:
+        print(render_table(chosen), end="")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    log_path = _log_of(args)
+    try:
+        expected = parse_head(args.head) if args.head is not None else None
+    except ValueError as exc:
+        raise UsageError(f"--head: {exc}") from None
+    result = verify(log_path, expected)
+    print(result.message if result.ok else f"{log_path}: {result.message}")
+    return 0 if result.ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``audit show`` and ``audit verify``; each sets ``func(args) -> exit code``."""
+    audit = subparsers.add_parser("audit", help="show or verify the audit log")
+    commands = audit.add_subparsers(dest="audit_command", required=True, metavar="{show,verify}")
+    show = commands.add_parser("show", help="show audit records as a table or JSON lines")
+    check = commands.add_parser("verify", help="verify the hash chain (exit 1 when broken or missing)")
+    for parser in (show, check):
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--log", metavar="FILE", help="the audit log file")
+        where.add_argument("--repo", metavar="R",
+                           help="use R's <git dir>/stepup/audit.jsonl (default: the current dir)")
+    show.add_argument("--ref", help="a ref name or glob: refs/heads/main, main, refs/tags/v*")
+    show.add_argument("--pusher", help="only records of this pusher")
+    show.add_argument("--since", metavar="ISO", help="only records at or after this date or time")
+    show.add_argument("--decision", choices=["accept", "reject", "warn", "error", "break-glass"])
+    show.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show.set_defaults(func=_show)
+    check.add_argument("--head", metavar="HASH[:COUNT]",
+                       help="a head kept elsewhere (a syslog line's head=): the log must hold "
+                            "that record, as record COUNT when given")
+    check.set_defaults(func=_verify)
