@@ -177,10 +177,12 @@ def _write_launcher(hook: Path) -> None:
 
 def _open(path: Path) -> Repo:
     from .errors import GitError
-    from .gitrepo import Repo
+    from .gitrepo import Repo, UnsupportedRepository
 
     try:
         return Repo(str(path), env=os.environ)
+    except UnsupportedRepository:
+        raise
     except GitError:
         raise StepupError(f"not a Git repository: {path}") from None
 
