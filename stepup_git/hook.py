@@ -108,7 +108,7 @@ def _run(raw: bytes, env: dict[str, str], out: TextIO, state: dict[str, str], la
         raise GitError("the hook's input is not UTF-8 text") from None
     updates = parse_updates(text)
 
-    repo = Repo(env.get("GIT_DIR") or ".", env=env, from_env=True)  # starts git config and cat-file
+    repo = Repo(env.get("GIT_DIR") or ".", env=env, from_env=True)  # the quarantine comes from env
     try:
         return _judge(repo, updates, raw, env, out, state, launcher)
     finally:
