@@ -25,12 +25,11 @@ done
 
 say() { printf 'install.sh: %s\n' "$*" >&2; }
 
-# 1. System tools: git, gpg, ssh-keygen and awk (and, for the test suite, the servers it starts).
+# 1. System tools: git, gpg and ssh-keygen (and, for the test suite, the servers it starts).
 packages=()
 command -v git >/dev/null || packages+=(git)
 command -v gpg >/dev/null || packages+=(gnupg)
 command -v ssh-keygen >/dev/null || packages+=(openssh-client)
-command -v awk >/dev/null || packages+=(mawk)
 if [ "$dev" = 1 ] && [ -f "$here/tests/system-packages.txt" ]; then
   while read -r pkg; do
     [ -n "$pkg" ] || continue

@@ -1,15 +1,12 @@
-"""What a push learns that the next one may reuse, in the repository's ``stepup/`` folder.
+"""What a push learns that the next one may reuse: verifications, in the repository's ``stepup/`` folder.
 
-- Verifications, (object id, keyring digest, policy digest) -> verification, in SQLite
-  (``verified.sqlite``). A verification is a pure function of the object's bytes (named by its id),
-  the keyring and the policy's SSH keys, so a hit under the same digests is the same answer. SQLite is
-  opened only for a batch of at least ``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies
-  them sooner than SQLite opens.
-- Facts, one small file each, so that looking one up costs a ``stat``, not SQLite: a range whose every
-  commit verified (``ranges/``, see ``judge.Judge._known_range``) and a commit proven an ancestor of
-  another (``ancestry/``: ids name whole histories, so the fact never changes).
+(object id, keyring digest, policy digest) -> verification, in SQLite (``verified.sqlite``). A
+verification is a pure function of the object's bytes (named by its id), the keyring and the policy's
+SSH keys, so a hit under the same digests is the same answer. SQLite is opened only for a batch of at
+least ``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies them sooner than SQLite opens.
+(Walks and ancestry are not cached: libgit2 answers them in-process faster than a cache file is read.)
 
-It only ever saves work. Anything going wrong with a cache file disables it for the push; it never
+It only ever saves work. Anything going wrong with the cache file disables it for the push; it never
 decides a push.
 """
 
@@ -17,18 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Sequence
+from hashlib import sha256
 from pathlib import Path
 
 from . import __version__
-from .files import replace_file
-from .lean import sha256
 from .signatures import Verified
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 TABLE = "verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))"
 FLUSH_EVERY = 2000
@@ -127,61 +118,16 @@ def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> Sqli
     return SqliteStore(state_dir / "verified.sqlite", context_of(keyring_digest, policy_digest))
 
 
-class Facts:
-    """Ranges and ancestry as small files under the state folder (see the module's docstring)."""
-
-    def __init__(self, state_dir: Path, context: str) -> None:
-        self.ranges = os.path.join(state_dir, "ranges")
-        self.ancestry = os.path.join(state_dir, "ancestry")
-        self.context = context
-
-    def _range_file(self, new: str, base: str) -> str:
-        return os.path.join(self.ranges, sha256(f"{self.context}:{new}:{base}".encode()).hexdigest()[:40] + ".json")
-
-    def _ancestry_file(self, old: str, new: str) -> str:
-        return os.path.join(self.ancestry, __version__, new[:2], f"{new}.{old}")
-
-    def get_range(self, new: str, base: str) -> list[list[Any]] | None:
-        """The summary kept for a range whose every commit verified under this context, or None."""
-        try:
-            with open(self._range_file(new, base), "rb") as f:
-                summary = json.loads(f.read())
-        except (OSError, ValueError):
-            return None
-        return summary if isinstance(summary, list) else None
-
-    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
-        _write(self._range_file(new, base), json.dumps(summary, separators=(",", ":")).encode())
-
-    def is_ancestor(self, old: str, new: str) -> bool:
-        return os.path.isfile(self._ancestry_file(old, new))
-
-    def put_ancestor(self, old: str, new: str) -> None:
-        _write(self._ancestry_file(old, new), b"")
-
-
-def _write(path: str, data: bytes) -> None:
-    """Best effort: a fact not kept is only found again later."""
-    with contextlib.suppress(OSError):
-        replace_file(path, data)
-
-
 class LazyStore:
-    """Verifications in SQLite, opened on first use (pushes too small to need it never load sqlite3),
-    and facts in files. Facts learnt by a push are kept only when it verified in bulk: a small range is
-    walked again sooner than its facts would pile up."""
+    """Verifications in SQLite, opened on first use (pushes too small to need it never load sqlite3)."""
 
     def __init__(self, state_dir: Path, keyring_digest: str, policy_digest: str) -> None:
         self._args = (state_dir, keyring_digest, policy_digest)
         self._store: SqliteStore | None = None
-        self._bulk = False
-        self.facts = Facts(state_dir, context_of(keyring_digest, policy_digest))
-        self._ancestors: list[tuple[str, str]] = []
 
     def _open(self) -> SqliteStore:
         if self._store is None:
             self._store = open_store(*self._args)
-            self._bulk = True
         return self._store
 
     def get_many(self, oids: Sequence[str]) -> dict[str, Verified]:
@@ -195,23 +141,6 @@ class LazyStore:
             self._store.flush()
 
     def close(self) -> None:
-        if self._bulk:
-            for old, new in self._ancestors:
-                self.facts.put_ancestor(old, new)
-        self._ancestors = []
         if self._store is not None:
             self._store.close()
             self._store = None
-
-    def get_range(self, new: str, base: str) -> list[list[Any]] | None:
-        return self.facts.get_range(new, base)
-
-    def put_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
-        if self._bulk:
-            self.facts.put_range(new, base, summary)
-
-    def is_ancestor(self, old: str, new: str) -> bool:
-        return self.facts.is_ancestor(old, new)
-
-    def put_ancestor(self, old: str, new: str) -> None:
-        self._ancestors.append((old, new))

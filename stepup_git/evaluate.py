@@ -38,13 +38,6 @@ class Signatures:
     def verified(self, obj: SignedObject) -> Verified | None:
         return self.verified_many([obj.oid], lambda oids: [obj])[0]
 
-    def verified_range(self, new: str, base: str) -> list[list[Any]] | None:
-        return self.store.get_range(new, base) if self.store is not None else None
-
-    def remember_range(self, new: str, base: str, summary: list[list[Any]]) -> None:
-        if self.store is not None:
-            self.store.put_range(new, base, summary)
-
     def verified_many(self, oids: Sequence[str],
                       load: Callable[[Sequence[str]], list[SignedObject | None]]) -> list[Verified | None]:
         """Verifications of the objects ``oids`` (None: unsigned); ``load`` reads objects, and is
@@ -112,8 +105,7 @@ class Session:
 
     def judge(self, updates: Sequence[Update], *, now: datetime, pusher: str | None,
               push_cert: CertificateProof | None = None) -> list[Verdict]:
-        judge = Judge(self.policy, self.repo, self.keyring, self.signatures, Context(now, pusher, push_cert),
-                      ancestry=self.signatures.store)
+        judge = Judge(self.policy, self.repo, self.keyring, self.signatures, Context(now, pusher, push_cert))
         try:
             return judge.judge(updates)
         finally:

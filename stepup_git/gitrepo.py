@@ -1,48 +1,81 @@
-"""The repository as SPEC §2 sees it: updates, their action, added commits and changed paths.
+"""The git adapter: the repository as SPEC §2 sees it (updates, their action, added commits, changed
+paths), read with pygit2. It is the only module that imports pygit2.
 
-Objects, refs, diffs and configuration are read through the ``git`` command itself: one long-lived
-``git cat-file --batch`` for objects, and ``rev-list``, ``diff-tree``, ``merge-base``, ``config``
-where Git computes the answer. Inside a pre-receive hook the pushed objects are still in Git's
-quarantine directory; these commands inherit the hook's environment (``GIT_OBJECT_DIRECTORY``,
-``GIT_ALTERNATE_OBJECT_DIRECTORIES``, ``GIT_QUARANTINE_PATH``), so they see exactly what Git sees,
-configuration included. Every git process runs with ``GIT_NO_REPLACE_OBJECTS=1`` and no graft file, so
-a pushed ``refs/replace/*`` ref (or a graft) can never substitute the objects being judged (SPEC §6).
-(pygit2 sees them too when opened with ``RepositoryOpenFlag.FROM_ENV``, but
-importing it costs about 75 ms, most of the hook's start-up budget: see ``bench/README.md``.)
+How the repository is opened (SPEC §6):
+
+- **One repository, the one named.** The hook opens the git directory its environment names
+  (``GIT_DIR``, as a value of the ``env`` it is given) without searching upwards, and never with
+  ``RepositoryOpenFlag.FROM_ENV``: libgit2 would then read ``GIT_DIR``, ``GIT_OBJECT_DIRECTORY`` and
+  the rest from the *process* environment, not from the values the caller passed (the environment
+  enters at the edge only). libgit2's global configuration search paths are set from that same
+  ``env`` (``HOME``, ``XDG_CONFIG_HOME``), so nothing here reads ``os.environ``.
+- **Quarantine.** Inside a pre-receive hook the pushed objects are still in Git's quarantine
+  directory. The hook's ``env`` names it (``GIT_OBJECT_DIRECTORY``, ``GIT_QUARANTINE_PATH``) with the
+  repository's own object directories (``GIT_ALTERNATE_OBJECT_DIRECTORIES``); each is added to the
+  object database with ``Odb.add_disk_alternate``, so the pushed objects are visible exactly as Git
+  sees them. A command-line run (``check``, ``verify``) ignores these variables.
+- **The objects themselves.** Objects are read, walked and diffed through a second, bare
+  ``pygit2.Repository`` that wraps only the object database (``set_odb``; its reference database is
+  empty). libgit2 never substitutes ``refs/replace/*``, and a repository without a git directory has
+  no ``info/grafts`` or ``shallow`` file, which libgit2 (since 1.7) would otherwise apply to every
+  commit it parses, walks included. So a commit's parents are always the ones its bytes name.
+  References (``refs()``, ``HEAD``, ``resolve``) come from the repository opened at its path;
+  ``resolve`` of a revision such as ``main~2`` is the only reading that a graft file on the server
+  could bend, and it is used only by ``check``/``verify`` to turn what the user typed into an id.
+- **Git's own answer where libgit2 has none.** Configuration is read with ``git config -z --list``
+  (it honours ``GIT_CONFIG_PARAMETERS``/``GIT_CONFIG_COUNT``, which forges set and libgit2 ignores)
+  and install's writes go through ``git config``; always with ``GIT_NO_REPLACE_OBJECTS=1`` and
+  ``LC_ALL=C``, through ``subprocess.run`` with a timeout.
+- **SHA-256 repositories** cannot be read by libgit2 as built into the pygit2 wheels: opening one
+  raises :class:`UnsupportedRepository` with one line saying so, and the hook rejects every push with
+  that line, whatever the mode (SPEC §5.1: never treat a signed commit as unsigned or vice versa).
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
+import subprocess
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GitError
-from .record import record
-from .spawn import Child, collect, run
+import pygit2
+from pygit2.enums import ConfigLevel, DiffOption, FileMode, ObjectType, ReferenceType, RepositoryOpenFlag, SortMode
 
-EMPTY_TREE = {40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-              64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321"}
-DIFF_CHUNK = 10000  # commits per diff-tree process (see changed_paths)
-BATCH = 1000  # object names per cat-file batch: 41-65 bytes each, under a pipe's 64 KiB
-# Bounded memory whatever the push's size: git maps pack files in windows of up to 1 GiB (8 GiB in all)
-# and keeps 96 MiB of delta bases by default, and mapped pages count as the hook's memory.
-GIT = ("git", "-c", "core.packedGitWindowSize=1m", "-c", "core.packedGitLimit=4m",
-       "-c", "core.deltaBaseCacheLimit=4m")
-# What is judged is the objects themselves (SPEC §6): git must not substitute replace refs or grafts for
-# them, and answers in a fixed language.
-_FIXED_ENV = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": "/nonexistent/stepup-git/no-grafts", "LC_ALL": "C"}
+from .errors import GitError
+
 BASELINE = "baseline"  # the file in the repository's stepup/ folder that keeps the baseline (SPEC §2)
+GIT_TIMEOUT = 60  # seconds for one git command (the hook's own deadline is shorter and still fires)
+# What is judged is the objects themselves (SPEC §6): git must not substitute replace refs, and answers
+# in a fixed language.
+_FIXED_ENV = {"GIT_NO_REPLACE_OBJECTS": "1", "LC_ALL": "C"}
 # Variables that point git at another repository: a command-line run (check, verify) drops them.
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
              "GIT_QUARANTINE_PATH", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
 _SIG_MARKERS = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----",
                 b"-----BEGIN SIGNED MESSAGE-----")
+_KINDS = {ObjectType.COMMIT: "commit", ObjectType.TREE: "tree", ObjectType.BLOB: "blob", ObjectType.TAG: "tag"}
+# Bounded memory whatever the push's size: libgit2 maps pack files in windows of up to 1 GiB (8 GiB
+# in all) and caches up to 256 MiB of parsed objects by default; mapped pages count as the hook's memory.
+# What libgit2 raises for objects it cannot find or read (InvalidSpecError is a ValueError).
+_LIBGIT2_ERRORS = (KeyError, ValueError, pygit2.GitError)
+_LIMITS = {"mwindow_size": 8 << 20, "mwindow_mapped_limit": 64 << 20, "cache_max_size": 32 << 20}
 
 
-@record
+class UnsupportedRepository(GitError):
+    """The repository's format cannot be read (a SHA-256 repository): every push is refused."""
+
+
+def sha256_refusal() -> str:
+    return (f"the repository uses SHA-256 object ids, which this stepup-git (libgit2 {pygit2.LIBGIT2_VERSION}) "
+            "cannot read; every push is refused")
+
+
+@dataclass(frozen=True, slots=True)
 class Update:
     """One line of the hook's input: ``<old> <new> <ref>``; ``None`` stands for the zero id."""
 
@@ -56,7 +89,7 @@ class Update:
         return f"{self.old or zero} {self.new or zero} {self.ref}"
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SignedObject:
     """An object's signature and the exact bytes it signs (``signature`` is None when unsigned)."""
 
@@ -103,13 +136,14 @@ def split_tag(raw: bytes) -> tuple[bytes | None, bytes]:
 
 
 class Repo:
-    """A repository read through the git command; quarantine-aware when ``from_env`` is set."""
+    """A repository read with pygit2; quarantine-aware when ``from_env`` is set (the hook)."""
 
     def __init__(self, path: str | None, *, env: Mapping[str, str], from_env: bool = False,
                  remote: str | None = None) -> None:
-        """``env``: the environment git runs in (the caller's, passed in). ``from_env``: the hook; git
-        finds the repository and its quarantine from ``env``. ``remote``: judge as that remote's server
-        would, in a clone: its remote-tracking refs are the existing refs (the client pre-push hook)."""
+        """``env``: the caller's environment, passed in (the only one read). ``from_env``: the hook;
+        ``path`` is the git directory Git named, and the quarantine comes from ``env``. ``remote``:
+        judge as that remote's server would, in a clone: its remote-tracking refs are the existing
+        refs (the client pre-push hook)."""
         self.remote = remote
         self.absent: set[str] = set()  # refs a dry run treats as not existing yet (see pretend_absent)
         self._env = dict(env)
@@ -117,100 +151,69 @@ class Repo:
             for name in _REPO_ENV:
                 self._env.pop(name, None)
         self._env.update(_FIXED_ENV)
-        self._batch: Child | None = None
         self._config: dict[str, str] | None = None
-        self._config_child: Child | None = None
         self._refs: list[tuple[str, str]] | None = None  # refs do not move while a push is judged
-        if not os.path.isdir(path or "."):
-            raise GitError(f"cannot open the repository {path}: no such directory")
-        if from_env and self._env.get("GIT_DIR"):  # a hook: git names the repository (one git process less)
-            self.path: str = os.path.realpath(self._env["GIT_DIR"])
-            # A hook reads the config and objects in any case: both git processes start now and run
-            # while Python loads the rest of the hook.
-            self._config_child = Child([*GIT, "--git-dir", self.path, "config", "-z", "--list"], self._env)
-            self._start_batch()
-            return
-        code, out, err = run([*GIT, "-C", path or ".", "rev-parse", "--absolute-git-dir"], self._env)
-        if code != 0:
-            raise GitError(f"cannot open the repository {path or '(from the environment)'}: "
-                           f"{err.decode(errors='replace').strip()[:200]}")
-        self.path = out.decode().strip().rstrip("/")
+        start = path or "."
+        if not os.path.isdir(start):
+            raise GitError(f"cannot open the repository {start}: no such directory")
+        _configure_libgit2(self._env)
+        self._repo = self._open(start, from_env)
+        self.path: str = os.path.abspath(self._repo.path).rstrip("/")
+        odb = self._repo.odb
+        if from_env:
+            for directory in _quarantine_dirs(self._env):
+                odb.add_disk_alternate(directory)
+        # The objects alone, in a repository without a git directory: no grafts, no shallow, no replace.
+        self._objects = pygit2.Repository()
+        self._objects.set_odb(odb)
+        self._objects.set_refdb(pygit2.Refdb.new(self._objects))
+        self._odb = odb
 
-    # -- running git --------------------------------------------------------------------------
-
-    def _git(self, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, bytes]:
-        code, out, err = run([*GIT, "--git-dir", self.path, *args], self._env)
-        if code not in ok:
-            raise GitError(f"git {args[0]} failed: {err.decode(errors='replace').strip()[:200]}")
-        return code, out
-
-    def _cat(self, rev: str) -> tuple[str, str, bytes] | None:
-        """(id, type, content) of an object named by ``rev``, or None when there is none."""
-        return self._cat_many([rev])[0]
-
-    def _cat_many(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
-        """Objects for many names: the requests of a batch go out together, then the answers are read.
-        A batch's requests stay under the pipe's buffer, so neither side can block the other."""
-        for rev in revs:
-            if "\n" in rev or not rev:
-                raise GitError(f"bad object name {rev!r}")
-        results: list[tuple[str, str, bytes] | None] = []
-        for start in range(0, len(revs), BATCH):
-            results += self._cat_batch(revs[start : start + BATCH])
-        return results
-
-    def _start_batch(self) -> Child:
-        if self._batch is None:
-            # its stderr only repeats, as notes, what its "missing" answers say
-            self._batch = Child([*GIT, "--git-dir", self.path, "cat-file", "--batch"], self._env, stdin=True,
-                                stderr=False)
-        return self._batch
-
-    def _cat_batch(self, revs: Sequence[str]) -> list[tuple[str, str, bytes] | None]:
-        self._start_batch()
-        assert self._batch is not None and self._batch.stdin is not None and self._batch.stdout is not None
-        out = self._batch.stdout
+    def _open(self, start: str, from_env: bool) -> pygit2.Repository:
+        # The hook opens what Git named, ownership already settled by Git running the hook there; a
+        # command line finds the repository above a directory, as git does, and checks its owner.
+        pygit2.settings.owner_validation = not from_env
+        where: str | None = start
+        if not from_env:
+            where = pygit2.discover_repository(start, False, self._env.get("GIT_CEILING_DIRECTORIES", ""))
         try:
-            self._batch.stdin.write("".join(f"{rev}\n" for rev in revs).encode())
-            self._batch.stdin.flush()
-            found: list[tuple[str, str, bytes] | None] = []
-            for _ in revs:
-                header = out.readline().split()
-                if len(header) != 3:
-                    if len(header) >= 2 and header[-1] in (b"missing", b"ambiguous"):
-                        found.append(None)
-                        continue
-                    raise GitError("git cat-file stopped answering")
-                size = int(header[2])
-                data = out.read(size)
-                out.read(1)  # the newline after each object
-                if len(data) != size:
-                    raise GitError("git cat-file stopped answering")
-                found.append((header[0].decode(), header[1].decode(), data))
-        except OSError as exc:
-            raise GitError(f"git cat-file stopped: {exc.strerror}") from None
-        return found
+            if where is None:
+                raise pygit2.GitError("Repository not found")
+            return pygit2.Repository(where, RepositoryOpenFlag.NO_SEARCH)
+        except _LIBGIT2_ERRORS as exc:
+            if "object format" in str(exc) or self._sha256(where or start):
+                raise UnsupportedRepository(sha256_refusal()) from None
+            why = "it is not a Git repository" if "not found" in str(exc) else str(exc)
+            raise GitError(f"cannot open the repository {start}: {why}") from None
 
-    def close(self) -> None:
-        if self._config_child is not None:
-            self._config_child.kill()
-            collect(self._config_child)
-            self._config_child = None
-        if self._batch is not None:
-            self._batch.close()  # cat-file ends at the end of its input
-            self._batch.wait()
-            self._batch = None
+    def _sha256(self, where: str) -> bool:
+        try:
+            code, out = self._git_at(where, "config", "--get", "extensions.objectFormat")
+        except GitError:
+            return False
+        return code == 0 and out.strip().lower() == b"sha256"
+
+    # -- configuration: git itself ------------------------------------------------------------
+
+    def _git_at(self, git_dir: str, *args: str) -> tuple[int, bytes]:
+        try:
+            proc = subprocess.run(["git", "--git-dir", git_dir, *args], env=self._env, capture_output=True,
+                                  timeout=GIT_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            raise GitError(f"git {args[0]} did not finish within {GIT_TIMEOUT} s") from None
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc.strerror}") from None
+        if proc.returncode not in (0, 1):
+            raise GitError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
+        return proc.returncode, proc.stdout
+
+    def _git(self, *args: str) -> tuple[int, bytes]:
+        return self._git_at(self.path, *args)
 
     def config(self, name: str) -> str | None:
-        """A configuration value as git sees it (system, global, repository)."""
+        """A configuration value as git sees it (system, global, repository, ``GIT_CONFIG_PARAMETERS``)."""
         if self._config is None:
-            if self._config_child is not None:
-                code, out, err = collect(self._config_child)
-                self._config_child = None
-                if code not in (0, 1):
-                    raise GitError(f"git config failed: {err.decode(errors='replace').strip()[:200]}")
-            else:
-                _, out = self._git("config", "-z", "--list", ok=(0, 1))
+            _, out = self._git("config", "-z", "--list")
             self._config = {}
             for entry in out.split(b"\0"):
                 key, _, value = entry.decode("utf-8", errors="replace").partition("\n")
@@ -220,79 +223,129 @@ class Repo:
 
     def local_config(self, name: str) -> str | None:
         """A value from the repository's own config file only (not inherited from global or system)."""
-        code, out = self._git("config", "--local", "--get", name, ok=(0, 1))
+        code, out = self._git("config", "--local", "--get", name)
         return out.decode().strip() if code == 0 else None
 
     def set_config(self, name: str, value: str) -> None:
-        self._git("config", "--local", name, value)
+        code, _ = self._git("config", "--local", name, value)
+        if code != 0:
+            raise GitError(f"git config {name} failed")
         self._config = None
+
+    # -- the repository at its path: work tree, HEAD, revisions -------------------------------
 
     def workdir(self) -> Path | None:
         """The working tree, or None for a bare repository."""
-        _, out = self._git("rev-parse", "--is-bare-repository")
-        if out.strip() == b"true":
-            return None
-        return Path(self.path).parent
+        workdir = self._repo.workdir
+        return Path(workdir) if workdir else None
 
     def resolve(self, rev: str) -> str | None:
         """The object a revision names (``HEAD~1``, a ref, an id), or None."""
-        found = self._cat(rev) if rev and not rev.startswith("-") else None
-        return found[0] if found else None
+        if not rev or rev.startswith("-"):
+            return None
+        if _SHA1.fullmatch(rev):
+            return rev if rev in self._odb else None
+        try:
+            return str(self._repo.revparse_single(rev).id)
+        except _LIBGIT2_ERRORS:
+            return None
 
     def head_ref(self) -> str | None:
         """The branch HEAD names, or None when HEAD is detached."""
-        code, out = self._git("symbolic-ref", "-q", "HEAD", ok=(0, 1))
-        return out.decode().strip() if code == 0 else None
+        try:
+            head = self._repo.lookup_reference("HEAD")
+        except _LIBGIT2_ERRORS:
+            return None
+        return str(head.target) if head.type == ReferenceType.SYMBOLIC else None
 
-    def read_blob(self, oid: str) -> bytes | None:
-        found = self._cat(oid)
-        return found[2] if found and found[1] == "blob" else None
+    def close(self) -> None:
+        self._objects.free()
+        self._repo.free()
 
     # -- objects --------------------------------------------------------------------------
 
-    def _get(self, oid: str) -> tuple[str, str, bytes]:
-        found = self._cat(oid)
-        if found is None:
+    def _read(self, oid: str) -> tuple[str, bytes]:
+        """(type, raw content) of an object; a missing object is an error."""
+        if not _SHA1.fullmatch(oid or ""):
             raise GitError(f"object {oid[:12]} is not in the repository")
-        return found
+        try:
+            kind, raw = self._odb.read(oid)
+        except KeyError:
+            raise GitError(f"object {oid[:12]} is not in the repository") from None
+        return _KINDS.get(ObjectType(kind), "unknown"), raw
+
+    def _object(self, oid: str) -> pygit2.Object | pygit2.Commit:  # (the stubs do not derive Commit from Object)
+        if not _SHA1.fullmatch(oid or ""):
+            raise GitError(f"object {oid[:12]} is not in the repository")
+        try:
+            return self._objects[oid]
+        except _LIBGIT2_ERRORS:
+            raise GitError(f"object {oid[:12]} is not in the repository") from None
+
+    def read_blob(self, oid: str) -> bytes | None:
+        if not _SHA1.fullmatch(oid or "") or oid not in self._odb:
+            return None
+        kind, raw = self._read(oid)
+        return raw if kind == "blob" else None
 
     def type_of(self, oid: str) -> str:
-        return self._get(oid)[1]
+        if not _SHA1.fullmatch(oid or ""):
+            raise GitError(f"object {oid[:12]} is not in the repository")
+        try:
+            kind, _ = self._odb.read_header(oid)
+        except KeyError:
+            raise GitError(f"object {oid[:12]} is not in the repository") from None
+        return _KINDS.get(ObjectType(kind), "unknown")
+
+    def _peel(self, oid: str | None) -> pygit2.Object | pygit2.Commit | None:
+        """What an object leads to through annotated tags (a commit, tree or blob)."""
+        if oid is None:
+            return None
+        obj: pygit2.Object | pygit2.Commit = self._object(oid)
+        while isinstance(obj, pygit2.Tag):
+            obj = self._object(str(obj.target))
+        return obj
 
     def peel_commit(self, oid: str | None) -> str | None:
         """The commit an object leads to through annotated tags, or None (tree, blob)."""
-        if oid is None:
-            return None
-        found = self._cat(f"{oid}^{{commit}}")
-        if found is None:
-            self._get(oid)  # a missing object is an error; a tree or blob simply has no commit
-            return None
-        return found[0]
+        obj = self._peel(oid)
+        return str(obj.id) if isinstance(obj, pygit2.Commit) else None
 
     def first_parent(self, oid: str) -> str | None:
         """A commit's first parent, or None for a root commit (or what is not a commit)."""
-        found = self._cat(f"{oid}^1") if oid else None
-        return found[0] if found else None
+        if not oid:
+            return None
+        obj = self._object(oid)
+        if not isinstance(obj, pygit2.Commit) or not obj.parent_ids:
+            return None
+        return str(obj.parent_ids[0])
 
-    def _peel_tree(self, oid: str | None) -> str | None:
-        if oid is None:
-            return None
-        found = self._cat(f"{oid}^{{tree}}")
-        if found is None:
-            self._get(oid)
-            return None
-        return found[0]
+    def _peel_tree(self, oid: str | None) -> pygit2.Tree | None:
+        obj = self._peel(oid)
+        if isinstance(obj, pygit2.Commit):
+            try:
+                return obj.tree
+            except _LIBGIT2_ERRORS:
+                raise GitError(f"the tree of commit {obj.id!s:.12} is not in the repository") from None
+        return obj if isinstance(obj, pygit2.Tree) else None
 
     def signed_object(self, oid: str) -> SignedObject | None:
         """The signature and payload of a commit or annotated tag; None for other objects."""
-        return self.signed_objects([oid])[0]
+        kind, raw = self._read(oid)
+        if kind == "commit":
+            signature, payload = split_commit(raw)
+            return SignedObject(oid, "commit", signature, payload)
+        if kind == "tag":
+            signature, payload = split_tag(raw)
+            return SignedObject(oid, "tag", signature, payload)
+        return None
 
     def signed_objects(self, oids: Sequence[str]) -> list[SignedObject | None]:
-        return [_signed(oid, found) for oid, found in zip(oids, self._cat_many(oids), strict=True)]
+        return [self.signed_object(oid) for oid in oids]
 
     def tag_info(self, oid: str) -> tuple[str, str, str]:
         """(tag name, target id, target type) of an annotated tag."""
-        _, kind, raw = self._get(oid)
+        kind, raw = self._read(oid)
         fields: dict[str, str] = {}
         for line in raw.split(b"\n\n", 1)[0].decode("utf-8", errors="replace").split("\n"):
             name, _, value = line.partition(" ")
@@ -322,22 +375,22 @@ class Repo:
 
     def _list_refs(self) -> list[tuple[str, str]]:
         prefix = f"refs/remotes/{self.remote}/" if self.remote else "refs/"
-        _, out = self._git("for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) "
-                           "%(refname)", prefix)
         found = []
-        for line in out.decode("utf-8", errors="surrogateescape").split("\n"):
-            parts = line.split(" ", 4)
-            if len(parts) != 5 or parts[4] in self.absent:
+        for ref in self._repo.references.iterator():
+            name = ref.raw_name.decode("utf-8", errors="surrogateescape")
+            if not name.startswith(prefix) or name in self.absent:
                 continue
-            name = parts[4]
             if self.remote:
                 if name == f"{prefix}HEAD":
                     continue
                 name = "refs/heads/" + name.removeprefix(prefix)
-            if parts[1] == "commit":
-                found.append((name, parts[0]))
-            elif parts[1] == "tag" and parts[3] == "commit":
-                found.append((name, parts[2]))
+            try:
+                target = ref.resolve().target if ref.type == ReferenceType.SYMBOLIC else ref.target
+                commit = self.peel_commit(str(target))
+            except (*_LIBGIT2_ERRORS, GitError):
+                continue  # a dangling or broken ref leads to no commit
+            if commit is not None:
+                found.append((name, commit))
         return found
 
     def baseline(self) -> list[str]:
@@ -376,115 +429,110 @@ class Repo:
             return "force-push"  # replacing a tag, tree or blob is never a fast-forward
         if update.old == update.new:
             return "update"
-        code, _ = self._git("merge-base", "--is-ancestor", update.old, update.new, ok=(0, 1))
-        return "update" if code == 0 else "force-push"
+        try:
+            return "update" if self._objects.descendant_of(update.new, update.old) else "force-push"
+        except _LIBGIT2_ERRORS as exc:
+            raise GitError(f"cannot tell whether {update.ref} is fast-forwarded: {exc}") from None
 
-    def _walk_request(self, update: Update, vetted: Sequence[str]) -> bytes | None:
-        """rev-list's input for the update's added commits: ``new``, then ``^old`` and ``^`` each vetted
-        commit (one that is gone, such as a baseline commit since collected, is ignored); None when
-        ``new`` leads to no commit."""
+    def _walker(self, update: Update, vetted: Sequence[str]) -> pygit2.Walker | None:
+        """A walk of the update's added commits: from ``new``, hiding ``old`` and each vetted commit
+        (one that is gone, such as a baseline commit since collected, is ignored); None when ``new``
+        leads to no commit."""
         new = self.peel_commit(update.new)
         if new is None:
             return None
+        walker = self._objects.walk(new, SortMode.NONE)
         old = self.peel_commit(update.old)
-        hidden = dict.fromkeys([*([old] if old else []), *vetted])
-        return "".join([f"{new}\n", *(f"^{oid}\n" for oid in hidden)]).encode()
+        for oid in dict.fromkeys([*([old] if old else []), *vetted]):
+            if _SHA1.fullmatch(oid) and oid in self._odb and self.type_of(oid) == "commit":
+                walker.hide(oid)
+        return walker
 
     def added_commits(self, update: Update, vetted: Sequence[str]) -> Iterator[str]:
         """SPEC §2's added commits: reachable from ``new``, not from ``old`` and not from the ``vetted``
-        commits (the rule's refs and the baseline); newest first, streamed from ``git rev-list`` so
-        that a push's size never grows this process (``--reverse`` would make git hold the whole list)."""
-        request = self._walk_request(update, vetted)
-        if request is None:
+        commits (the rule's refs and the baseline); newest first, one at a time."""
+        for commit in self._commits(update, vetted):
+            yield str(commit.id)
+
+    def _commits(self, update: Update, vetted: Sequence[str]) -> Iterator[pygit2.Commit]:
+        walker = self._walker(update, vetted)
+        if walker is None:
             return
-        for line in self._stream([*GIT, "--git-dir", self.path, "rev-list", "--ignore-missing", "--stdin"], request,
-                                 f"git rev-list for {update.ref}", sep=b"\n"):
-            yield line.decode("ascii")
+        try:
+            yield from walker
+        except _LIBGIT2_ERRORS as exc:
+            raise GitError(f"cannot walk the commits of {update.ref}: {exc}") from None
 
     def changed_paths(self, update: Update, vetted: Sequence[str]) -> Iterator[tuple[str, bool]]:
         """SPEC §2's changed paths as (path, is a gitlink): for an update, those whose blob, mode or
         type differ between old and new; then those each added commit changes against its first
-        parent. Renames appear at both paths (no rename detection); names keep their bytes."""
-        new_tree = self._peel_tree(update.new)
-        old_tree = self._peel_tree(update.old)
-        if update.old is not None and (new_tree is not None or old_tree is not None):
-            empty = EMPTY_TREE[len(new_tree or old_tree or "0" * 40)]
-            _, out = self._git("diff-tree", "-r", "-z", "--no-renames", old_tree or empty, new_tree or empty)
-            yield from _diff_paths(out.split(b"\0"))
-        request = self._walk_request(update, vetted)
-        if request is None:
-            return
-        # Each added commit against its first parent (a root commit against the empty tree). awk hands
-        # the commits to a new diff-tree every DIFF_CHUNK commits: one diff-tree keeps every tree it has
-        # read, so a single one would grow with the push (about 1 kB a commit). A failure of rev-list
-        # (a marker line) or of any diff-tree (close's status) fails the whole command.
-        git = " ".join(GIT)
-        diff = f'{git} --git-dir "$STEPUP_GIT_DIR" diff-tree --stdin -r -z --no-renames --root'
-        script = (
-            'STEPUP_GIT_DIR="$1"; export STEPUP_GIT_DIR; shift; '
-            f'{{ {git} --git-dir "$STEPUP_GIT_DIR" rev-list --parents --ignore-missing --stdin '
-            '|| echo rev-list-failed; } | '
-            f"awk -v chunk={DIFF_CHUNK} -v diff='{diff}' '"
-            "/^rev-list-failed$/ { exit 3 } "
-            "{ if (NF > 1) print $1, $2 | diff; else print $1 | diff; busy = 1 } "
-            "NR % chunk == 0 { busy = 0; if (close(diff)) exit 4 } "
-            "END { if (busy && close(diff)) exit 4 }'"
-        )
-        yield from _diff_paths(self._stream(["/bin/sh", "-c", script, "sh", self.path], request,
-                                            f"git diff-tree for {update.ref}", sep=b"\0"))
-
-    def _stream(self, argv: list[str], request: bytes, what: str, *, sep: bytes) -> Iterator[bytes]:
-        """Run a command with ``request`` on its input and yield its output split at ``sep``; stop it
-        if the reader stops early."""
-        proc = Child(argv, self._env, stdin=True, new_session=True)  # a session: a pipeline is killed whole
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        finished = False
+        parent (a root commit against the empty tree). Renames appear at both paths (no rename
+        detection); names keep their bytes. Lazy: computed only as far as they are read."""
         try:
-            proc.stdin.write(request)  # rev-list reads all of its input before it starts walking
-            proc.stdin.close()
-            rest = b""
-            while chunk := os.read(proc.stdout.fileno(), 65536):
-                *items, rest = (rest + chunk).split(sep)
-                yield from items
-            if rest:
-                yield rest
-            if proc.wait() != 0:
-                raise GitError(f"{what} failed: {proc.stderr.read().decode(errors='replace').strip()[:200]}")
-            finished = True
-        finally:
-            if not finished:
-                proc.kill(group=True)
-            proc.wait()
-            proc.close()
+            if update.old is not None:
+                yield from _diff(self._peel_tree(update.old), self._peel_tree(update.new))
+            for commit in self._commits(update, vetted):
+                parent = self._object(str(commit.parent_ids[0])) if commit.parent_ids else None
+                parent_tree = parent.tree if isinstance(parent, pygit2.Commit) else None
+                yield from _diff(parent_tree, commit.tree)
+        except _LIBGIT2_ERRORS as exc:
+            raise GitError(f"cannot read the changes of {update.ref}: {exc}") from None
 
 
-def _signed(oid: str, found: tuple[str, str, bytes] | None) -> SignedObject | None:
-    if found is None:
-        raise GitError(f"object {oid[:12]} is not in the repository")
-    full, kind, raw = found
-    if kind == "commit":
-        signature, payload = split_commit(raw, sha256=len(full) == 64)  # 64 hex digits: a SHA-256 repository
-        return SignedObject(oid, "commit", signature, payload)
-    if kind == "tag":
-        signature, payload = split_tag(raw)
-        return SignedObject(oid, "tag", signature, payload)
-    return None
+_DIFF_FLAGS = DiffOption.SKIP_BINARY_CHECK  # only which entries differ is asked, never their content
 
 
-GITLINK = b"160000"
+def _diff(old: pygit2.Tree | None, new: pygit2.Tree | None) -> Iterator[tuple[str, bool]]:
+    """(path, is a gitlink on either side) of each entry that differs between two trees (None: the
+    empty tree). A name that is not UTF-8 keeps its bytes as surrogate escapes."""
+    if old is None and new is None:
+        return
+    if old is None:
+        assert new is not None
+        diff = new.diff_to_tree(flags=_DIFF_FLAGS, swap=True)
+    elif new is None:
+        diff = old.diff_to_tree(flags=_DIFF_FLAGS)
+    else:
+        diff = old.diff_to_tree(new, flags=_DIFF_FLAGS)
+    for delta in diff.deltas:
+        gitlink = FileMode.COMMIT in (delta.old_file.mode, delta.new_file.mode)
+        names = dict.fromkeys([delta.old_file.raw_path, delta.new_file.raw_path])
+        for name in names:
+            if name:
+                yield name.decode("utf-8", errors="surrogateescape"), gitlink
 
 
-def _diff_paths(tokens: Iterator[bytes] | list[bytes]) -> Iterator[tuple[str, bool]]:
-    """(path, is a gitlink on either side) in ``git diff-tree -z --no-renames`` output (commit ids
-    skipped). A name that is not UTF-8 keeps its bytes as surrogate escapes."""
-    gitlink: bool | None = None
-    for token in tokens:
-        if gitlink is not None:
-            yield token.decode("utf-8", errors="surrogateescape"), gitlink
-            gitlink = None
-        elif token.startswith(b":"):
-            old_mode, _, rest = token[1:].partition(b" ")
-            gitlink = old_mode == GITLINK or rest.startswith(GITLINK)
+def _quarantine_dirs(env: Mapping[str, str]) -> list[str]:
+    """The object directories a hook's environment adds to the repository's: the quarantine and the
+    alternates Git passes along (``GIT_ALTERNATE_OBJECT_DIRECTORIES``, colon-separated, an entry in
+    double quotes when it holds a colon)."""
+    found = [env.get("GIT_OBJECT_DIRECTORY", ""), env.get("GIT_QUARANTINE_PATH", "")]
+    rest = env.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "")
+    while rest:
+        if rest.startswith('"'):
+            end = 1
+            while end < len(rest) and (rest[end] != '"' or rest[end - 1] == "\\"):
+                end += 1
+            quoted, rest = rest[1:end], rest[end + 1 :].removeprefix(":")
+            found.append(codecs.escape_decode(quoted.encode("utf-8", errors="surrogateescape"))[0]
+                         .decode("utf-8", errors="surrogateescape"))
+        else:
+            entry, _, rest = rest.partition(":")
+            found.append(entry)
+    return [os.path.abspath(d) for d in dict.fromkeys(found) if d and os.path.isdir(d)]
+
+
+def _configure_libgit2(env: Mapping[str, str]) -> None:
+    """Process-wide libgit2 settings: memory bounds, and the user's global configuration found through
+    the given environment, not the process's."""
+    settings = pygit2.settings
+    settings.mwindow_size = _LIMITS["mwindow_size"]
+    settings.mwindow_mapped_limit = _LIMITS["mwindow_mapped_limit"]
+    settings.cache_max_size(_LIMITS["cache_max_size"])
+    home = env.get("HOME", "")
+    xdg = env.get("XDG_CONFIG_HOME") or (os.path.join(home, ".config") if home else "")
+    settings.search_path[ConfigLevel.GLOBAL] = home
+    settings.search_path[ConfigLevel.XDG] = os.path.join(xdg, "git") if xdg else ""
 
 
 def split_commit(raw: bytes, *, sha256: bool = False) -> tuple[bytes | None, bytes]:

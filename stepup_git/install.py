@@ -19,7 +19,7 @@ from typing import Any
 
 from . import layouts
 from .errors import GitError, PolicyError, StepupError, UsageError
-from .gitrepo import BASELINE, Repo
+from .gitrepo import BASELINE, Repo, UnsupportedRepository
 from .hook import CHAINED
 from .policy import load
 from .policycheck import check_policy
@@ -169,6 +169,8 @@ def _write_launcher(hook: Path, hook_type: str = "pre-receive") -> None:
 def _open(path: Path) -> Repo:
     try:
         return Repo(str(path), env=os.environ)
+    except UnsupportedRepository:
+        raise
     except GitError:
         raise StepupError(f"not a Git repository: {path}") from None
 

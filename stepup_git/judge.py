@@ -7,21 +7,20 @@ what was required, what was found and the fix (7); rendering is :mod:`stepup_git
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import StepupError
 from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
-from .gitrepo import Repo, Update
+from .gitrepo import Update
 from .keyring import Keyring
 from .policy import Key, Policy, Rule
-from .protocols import Ancestry, CertificateProof, SignatureSource
-from .signatures import Assessment, Verified, assess
+from .protocols import CertificateProof, Repository, SignatureSource
+from .signatures import Assessment, assess
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +31,13 @@ class Context:
 
 
 class Judge:
-    def __init__(self, policy: Policy, repo: Repo, keyring: Keyring, signatures: SignatureSource,
-                 context: Context, ancestry: Ancestry | None = None) -> None:
+    def __init__(self, policy: Policy, repo: Repository, keyring: Keyring, signatures: SignatureSource,
+                 context: Context) -> None:
         self.policy = policy
         self.repo = repo
         self.keyring = keyring
         self.signatures = signatures
         self.ctx = context
-        self.ancestry = ancestry
         self._vetted: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def vetted(self, rule: Rule) -> tuple[str, ...]:
@@ -62,7 +60,7 @@ class Judge:
 
     def _judge_update(self, update: Update) -> Verdict:
         try:
-            action = self._action(update)
+            action = self.repo.action(update)
             # Step 1: rules by ref and action, then by changed paths (which depend on the rule's
             # vetted commits: rules with the same refs share them).
             candidates = [r for r in self.policy.rules if r.matches_ref(update.ref) and action in r.on]
@@ -82,19 +80,6 @@ class Judge:
             return Verdict(update, action, tuple(results), notes=notes)
         except StepupError as exc:
             return Verdict(update, "unknown", error=str(exc))
-
-    def _action(self, update: Update) -> str:
-        """SPEC §2's action. A fast-forward that an earlier push proved is not walked again: a commit's id
-        names its whole history, so once an ancestor, always one (a re-push of known commits stays cheap)."""
-        old, new, ancestry = update.old, update.new, self.ancestry
-        if ancestry is None or old is None or new is None or old == new:
-            return self.repo.action(update)
-        if ancestry.is_ancestor(old, new):
-            return "update"
-        action = self.repo.action(update)
-        if action == "update":
-            ancestry.put_ancestor(old, new)
-        return action
 
     def _evaluate(self, rule: Rule, update: Update, action: str, path: str | None) -> RuleResult:
         why = f"{action} of {update.ref}"
@@ -123,17 +108,11 @@ class Judge:
         assert rule.tier is not None
         tip = self.repo.peel_commit(update.new)
         old = self.repo.peel_commit(update.old)
-        vetted = self.vetted(rule)
-        # a range is named by its tip and everything it stops at (old and the vetted commits)
-        range_key = (tip, _digest(sorted({*vetted, *([old] if old else [])}))) if tip is not None else None
-        if range_key is not None and (known := self._known_range(rule, *range_key)) is not None:
-            return known
         # git lists the newest commits first; the last failures seen are the oldest, shown oldest first
         failures: deque[tuple[str, str]] = deque(maxlen=MAX_SHOWN)
         failed = checked = 0
         oldest_failed: str | None = None
         signers: dict[str, Proof] = {}
-        summary: dict[tuple[Any, ...], list[Any]] = {}
         added = self.added(update, rule)
         while chunk := list(itertools.islice(added, CHUNK)):
             for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_objects),
@@ -146,13 +125,9 @@ class Judge:
                 elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
                     problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
                 if problem is None:
-                    assert a.key is not None and verified is not None
+                    assert a.key is not None
                     if a.key.id not in signers:
                         signers[a.key.id] = _proof("commit-signature", a, oid)
-                    entry = (verified.kind, verified.key_id, verified.signing_key,
-                             verified.expires.timestamp() if verified.expires else None)
-                    if entry not in summary:
-                        summary[entry] = [*entry, verified.created.timestamp() if verified.created else None, oid]
                     continue
                 failed += 1
                 oldest_failed = oid
@@ -167,32 +142,7 @@ class Judge:
                 found=problem, fix=fix) for oid, problem in reversed(failures))
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
                               findings=findings, failed_count=failed)
-        if range_key is not None and checked:
-            self.signatures.remember_range(*range_key, [[checked], *summary.values()])
         return RuleResult(rule.name, True, f"{checked} new commit(s) signed by policy keys",
-                          proofs=tuple(signers.values()))
-
-    def _known_range(self, rule: Rule, new: str, base: str) -> RuleResult | None:
-        """The same range passed before under this keyring and policy: every commit's signature verified
-        then, so only whether those few signatures still count now is judged again (key expiry and
-        revocation, the policy's key expiry, the tier). None when that does not settle it."""
-        assert rule.tier is not None
-        summary = self.signatures.verified_range(new, base)
-        if not summary or len(summary[0]) != 1:
-            return None
-        signers: dict[str, Proof] = {}
-        try:
-            for kind, key_id, signing_key, expires, created, oid in summary[1:]:
-                verified = Verified(True, kind, key_id=key_id, signing_key=signing_key,
-                                    created=_from_ts(created), expires=_from_ts(expires))
-                a = assess(verified, self.policy, self.keyring, self.ctx.now)
-                if not a.valid or a.key is None or not self.policy.satisfies(a.key, rule.tier):
-                    return None  # judge commit by commit, so the findings name the commits
-                signers.setdefault(a.key.id, _proof("commit-signature", a, oid))
-        except (TypeError, ValueError):
-            return None
-        count = summary[0][0]
-        return RuleResult(rule.name, True, f"{count} new commit(s) signed by policy keys (verified before)",
                           proofs=tuple(signers.values()))
 
     # Step 3: step-up ----------------------------------------------------------------------
@@ -363,17 +313,9 @@ class _Paths:
         return None
 
 
-def _digest(oids: Sequence[str]) -> str:
-    return hashlib.sha256(" ".join(oids).encode()).hexdigest()
-
-
 def _owners(counted: dict[str, Proof]) -> str:
     names = [f"{owner}'s" for owner in counted]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _from_ts(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
 def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:

@@ -538,14 +538,13 @@ def test_garbage_on_the_hooks_input(people: People, server: Server, clone: Clone
 
 def test_a_git_dir_that_is_no_repository_rejects_with_one_line(
         people: People, server: Server, clone: Clone, tmp_path: Path) -> None:
-    """The hook takes the repository git names; one with no stepup-git config is refused, not judged."""
+    """The hook takes the repository git names, and no other; a directory that is none is refused, not judged."""
     seeded(server, clone, people)
     elsewhere = tmp_path / "not-a-repository"
     elsewhere.mkdir()
     code, lines, out = run_hook(server, f"{ZERO} {'a' * 40} {MAIN}\n".encode(), env={"GIT_DIR": str(elsewhere)})
     assert (code, out) == (1, "")
-    assert lines == [f"stepup-git: push rejected: no policy configured for {elsewhere} "
-                     f"(run: stepup-git install {elsewhere} --policy FILE)"]
+    assert lines == [f"stepup-git: push rejected: cannot open the repository {elsewhere}: it is not a Git repository"]
 
 
 def rewind_with_signed_tip(server: Server, clone: Clone, people: People, mode: str | None = None) -> bytes:

@@ -4,7 +4,6 @@ and anything wrong with its file only turns it off (it never decides a push)."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from support import isolated_env, run
 from support.keys import Gpg, Key, People, key_toml
 from support.repos import Clone, PushResult, Server, Signer, signing_config
 
-from stepup_git.cache import FLUSH_EVERY, Facts, open_store
+from stepup_git.cache import FLUSH_EVERY, open_store
 from stepup_git.evaluate import STORE_MIN
 from stepup_git.signatures import Verified
 
@@ -271,7 +270,6 @@ def test_hook_reuses_verifications_until_the_keyring_changes(people: People, ser
     with closing(sqlite3.connect(server.path / "stepup" / "verified.sqlite")) as db:
         db.execute("UPDATE verified SET result = ?", (planted,))
         db.commit()
-    shutil.rmtree(server.path / "stepup" / "ranges")  # else the range, known to pass, is not walked again
     delete(clone, server, "refs/heads/two")
     result = clone.push("HEAD:refs/heads/three")
     assert not result.ok and server.ref("refs/heads/three") is None
@@ -348,7 +346,7 @@ def test_cached_failure_is_not_reused_after_the_policy_lists_the_key(people: Peo
 
 def test_a_small_push_verifies_without_the_cache_and_keeps_nothing(people: People, server: Server,
                                                                    clone: Clone) -> None:
-    """Below STORE_MIN signatures a push neither opens SQLite nor keeps facts; from STORE_MIN on it does."""
+    """Below STORE_MIN signatures a push does not open SQLite; from STORE_MIN on it does."""
     server.write_policy(policy_text(key_toml(people.alice, "alice", "maintainer")),
                         {"alice.asc": people.alice.export()})
     server.install()
@@ -362,19 +360,3 @@ def test_a_small_push_verifies_without_the_cache_and_keeps_nothing(people: Peopl
     big = signed_commits(clone, people.alice, STORE_MIN)[-1]
     assert_accepted(clone.push("HEAD:refs/heads/big"), server, "refs/heads/big", big)
     assert cache_rows(server) == [STORE_MIN]
-
-
-def test_facts_round_trip_and_damage_reads_as_unknown(tmp_path: Path) -> None:
-    facts = Facts(tmp_path / "state", "context-1")
-    new, base = "a" * 40, "b" * 40
-    assert facts.get_range(new, base) is None and not facts.is_ancestor(base, new)
-    facts.put_range(new, base, [[3], ["openpgp", "K", "S", None, 1.0, new]])
-    facts.put_ancestor(base, new)
-    assert facts.get_range(new, base) == [[3], ["openpgp", "K", "S", None, 1.0, new]]
-    assert facts.is_ancestor(base, new) and not facts.is_ancestor(new, base)  # one direction only
-    assert Facts(tmp_path / "state", "context-2").get_range(new, base) is None  # another keyring or policy
-    for damage in (b"{not json", b'{"a": 1}', b""):
-        (range_file,) = (tmp_path / "state" / "ranges").iterdir()
-        range_file.write_bytes(damage)
-        assert facts.get_range(new, base) is None
-    assert sorted(p.name for p in (tmp_path / "state" / "ranges").iterdir()) == [range_file.name]  # no leftovers

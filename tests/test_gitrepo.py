@@ -4,6 +4,7 @@ added commits, changed paths and signed payloads."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ from support import run, run_bytes
 from support.keys import People
 from support.repos import signing_config
 
-from stepup_git import gitrepo
 from stepup_git.errors import GitError
 from stepup_git.gitrepo import Repo, Update, parse_updates, split_commit, split_tag
 
@@ -198,6 +198,28 @@ def test_replace_refs_never_substitute_what_is_read(work: Work) -> None:
     assert changed(repo, None, real) == {"a.txt"}
 
 
+def test_grafts_and_shallow_never_substitute_parents(work: Work) -> None:
+    """libgit2 applies info/grafts and shallow to every commit it parses; the objects are read
+    without them, so the parents are the ones the commits name."""
+    work.write("a.txt", "1\n")
+    a = work.commit("a")
+    work.write("db/migrations/1.sql")
+    b = work.commit("b")
+    work.write("a.txt", "2\n")
+    c = work.commit("c")
+    git_dir = work.path / ".git"
+    (git_dir / "info").mkdir(exist_ok=True)
+    (git_dir / "info" / "grafts").write_text(f"{c} {a}\n")  # c's parent would be a: b skipped
+    (git_dir / "shallow").write_text(f"{b}\n")  # b would be a root
+    assert work.git("-c", "advice.graftFileDeprecated=false", "log", "--format=%s", c) == "c\na"  # git grafts
+    repo = work.repo()
+    assert added(repo, a, c) == [c, b]
+    assert repo.first_parent(c) == b and repo.first_parent(b) == a
+    assert changed(repo, a, c) == {"a.txt", "db/migrations/1.sql"}
+    assert repo.action(Update(b, c, "refs/heads/x")) == "update"
+    assert repo.action(Update(a, b, "refs/heads/x")) == "update"
+
+
 # --- added commits ----------------------------------------------------------------------------
 
 def test_added_commits_of_update_is_the_range(work: Work) -> None:
@@ -318,10 +340,9 @@ def test_changed_paths_include_a_change_reverted_within_the_push(work: Work) -> 
     assert changed(work.repo(), a, c) == {"db/migrations/0002.sql"}
 
 
-def test_changed_paths_of_many_commits_are_read_in_chunks_without_losing_one(
-        work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each added commit's own changes, however the commits fall into diff-tree processes; a file
-    added and removed inside the push shows only in its commits, not in the base..new diff."""
+def test_changed_paths_of_many_commits_include_what_each_commit_changed(work: Work) -> None:
+    """Each added commit's own changes: a file added and removed inside the push shows only in its
+    commits, not in the base..new diff."""
     work.write("README")
     a = work.commit("a")
     for n in range(7):
@@ -330,24 +351,42 @@ def test_changed_paths_of_many_commits_are_read_in_chunks_without_losing_one(
         os.unlink(work.path / f"db/migrations/{n}.sql")
         work.commit(f"remove {n}")
     tip = work.git("rev-parse", "HEAD")
-    expected = {f"db/migrations/{n}.sql" for n in range(7)}
-    for chunk in (1, 2, 3, 10_000):
-        monkeypatch.setattr(gitrepo, "DIFF_CHUNK", chunk)
-        assert changed(work.repo(), a, tip) == expected, chunk
+    assert changed(work.repo(), a, tip) == {f"db/migrations/{n}.sql" for n in range(7)}
 
 
-def test_a_failing_walk_for_changed_paths_is_an_error_not_an_empty_list(
-        work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The per-commit diffs run in a pipeline; git failing inside it must not read as "no paths"."""
+def loose_path(work: Work, oid: str) -> Path:
+    return work.path / ".git" / "objects" / oid[:2] / oid[2:]
+
+
+def test_a_missing_object_in_the_walk_is_an_error_not_an_empty_list(work: Work) -> None:
+    """A commit whose parent is gone cannot be judged: the walk (and the diffs) fail, never read as
+    "nothing changed"."""
     work.write("README")
     a = work.commit("a")
     work.write("db/migrations/1.sql")
     b = work.commit("b")
+    loose_path(work, a).unlink()
     repo = work.repo()
-    monkeypatch.setattr(repo, "_walk_request", lambda update, vetted: b"--no-such-option\n")
-    with pytest.raises(GitError) as caught:
-        list(repo.changed_paths(Update(a, b, "refs/heads/topic"), ()))
-    assert str(caught.value).startswith("git diff-tree for refs/heads/topic failed: ")
+    with pytest.raises(GitError, match=r"^(cannot walk the commits of refs/heads/topic: |object )"):
+        list(repo.changed_paths(Update(None, b, "refs/heads/topic"), ()))
+    with pytest.raises(GitError):
+        list(repo.added_commits(Update(None, b, "refs/heads/topic"), ()))
+
+
+def test_changed_paths_are_read_only_as_far_as_they_are_asked_for(work: Work) -> None:
+    """The first changed path comes before the older commits are diffed: a rule that matches early
+    never pays for the rest of a big push."""
+    work.write("README")
+    a = work.commit("a")
+    work.write("old.txt")
+    work.commit("b")
+    work.write("new.txt")
+    c = work.commit("c")
+    loose_path(work, work.git("rev-parse", f"{a}^{{tree}}")).unlink()  # diffing b against a would fail
+    paths = work.repo().changed_paths(Update(None, c, "refs/heads/topic"), (a,))
+    assert next(paths) == ("new.txt", False)
+    with pytest.raises(GitError):
+        next(paths)
 
 
 def test_changed_paths_of_a_merge_use_the_union_rule(work: Work) -> None:
@@ -444,6 +483,79 @@ def test_missing_object_is_a_git_error(work: Work) -> None:
 def test_opening_a_non_repository_is_a_git_error(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="cannot open the repository"):
         Repo(str(tmp_path), env=os.environ)
+
+
+# --- quarantine and the environment ----------------------------------------------------------
+
+def quarantined_commit(work: Work, parent: str) -> tuple[Path, str]:
+    """A commit written only into a quarantine object directory, as receive-pack keeps a push's objects."""
+    objects = work.path / ".git" / "objects"
+    quarantine = objects / "tmp_objdir-incoming-test"
+    quarantine.mkdir()
+    env = {"GIT_OBJECT_DIRECTORY": str(quarantine), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
+    tree = work.git("rev-parse", f"{parent}^{{tree}}")
+    oid = run(["git", "commit-tree", "--no-gpg-sign", "-p", parent, "-m", "pushed", tree], cwd=work.path,
+              env=env).stdout.strip()
+    assert not (objects / oid[:2] / oid[2:]).exists() and (quarantine / oid[:2] / oid[2:]).exists()
+    return quarantine, oid
+
+
+def test_the_hook_sees_quarantined_objects_through_the_environment_it_is_given(
+        work: Work, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = work.commit("a")
+    quarantine, pushed = quarantined_commit(work, a)
+    git_dir = str(work.path / ".git")
+    hook_env = {"GIT_DIR": git_dir, "GIT_QUARANTINE_PATH": str(quarantine), "GIT_OBJECT_DIRECTORY": str(quarantine),
+                "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(work.path / ".git" / "objects")}
+    hooked = Repo(git_dir, env=hook_env, from_env=True)
+    assert hooked.type_of(pushed) == "commit"
+    assert list(hooked.added_commits(Update(a, pushed, "refs/heads/main"), ())) == [pushed]
+    assert hooked.action(Update(a, pushed, "refs/heads/main")) == "update"
+    # a command-line run ignores the quarantine variables; so does the hook given none
+    for repo in (Repo(git_dir, env=hook_env), Repo(git_dir, env={"GIT_DIR": git_dir}, from_env=True)):
+        with pytest.raises(GitError, match=r"^object [0-9a-f]{12} is not in the repository$"):
+            repo.type_of(pushed)
+    # the process environment is never read: it names the quarantine and another repository here
+    other = Work(tmp_path / "other")
+    other.commit("other")
+    for name, value in hook_env.items():
+        monkeypatch.setenv(name, value if name != "GIT_DIR" else str(other.path / ".git"))
+    alone = Repo(git_dir, env={"GIT_DIR": git_dir}, from_env=True)
+    assert alone.path == os.path.realpath(git_dir)
+    assert alone.refs() == [("refs/heads/main", a)]
+    with pytest.raises(GitError):
+        alone.type_of(pushed)
+
+
+HOOK = """#!{python}
+import os, sys
+from stepup_git.gitrepo import Repo, Update
+old, new, ref = sys.stdin.read().split()
+env = dict(os.environ)
+seen = Repo(env["GIT_DIR"], env=env, from_env=True)
+print("quarantined:", bool(env.get("GIT_QUARANTINE_PATH")), file=sys.stderr)
+print("seen:", seen.type_of(new), list(seen.added_commits(Update(None, new, ref), ())) == [new], file=sys.stderr)
+plain = Repo(env["GIT_DIR"], env={{"GIT_DIR": env["GIT_DIR"]}}, from_env=True)
+try:
+    plain.type_of(new)
+    print("without the quarantine: seen", file=sys.stderr)
+except Exception:
+    print("without the quarantine: not seen", file=sys.stderr)
+sys.exit(1)
+"""
+
+
+def test_a_real_push_is_judged_from_its_quarantine(work: Work, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    run(["git", "init", "-q", "--bare", bare])
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(HOOK.format(python=sys.executable))
+    hook.chmod(0o755)
+    work.commit("a")
+    proc = run(["git", "push", str(bare), "HEAD:refs/heads/main"], cwd=work.path, check=False)
+    assert proc.returncode != 0
+    remote = [line.removeprefix("remote: ").strip() for line in proc.stderr.splitlines() if line.startswith("remote:")]
+    assert remote == ["quarantined: True", "seen: commit True", "without the quarantine: not seen"], proc.stderr
 
 
 SIG = b"gpgsig -----BEGIN PGP SIGNATURE-----\n \n iHUEABYKAB0WIQ\n =abcd\n -----END PGP SIGNATURE-----\n"

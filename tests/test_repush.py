@@ -1,18 +1,22 @@
-"""A range whose every commit verified is judged again from its signatures, never trusted blindly; a
-fast-forward proven once is not walked again, and never stands in for another update."""
+"""Pushing known commits again (SPEC §10): their verifications come from the cache, yet each push is
+judged as of now (a key that stopped counting fails), and the action is always computed from the
+objects (a re-push never turns the way back, or a rewrite, into a fast-forward)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import sys
-from pathlib import Path
+from contextlib import closing
 
 from support import run
 from support.keys import People, signed_policy
 from support.repos import Clone, Server
 
 from stepup_git.evaluate import STORE_MIN
+from stepup_git.signatures import Verified
 
-WORK = STORE_MIN + 4  # commits pushed: enough for the push to keep what it learnt
+WORK = STORE_MIN + 4  # commits pushed: enough for the push to go through the verification cache
 
 
 def _check(clone: Clone, server: Server, old: str, new: str, ref: str, *extra: str) -> tuple[int, list[str]]:
@@ -34,6 +38,14 @@ def _setup(people: People, server: Server, clone: Clone) -> tuple[str, str]:
     return root, clone.rev()
 
 
+def _plant(server: Server, problem: str) -> None:
+    """Rewrite every cached verdict, so that a push that reads the cache shows it."""
+    planted = json.dumps(Verified(False, "openpgp", problem=problem).to_json())
+    with closing(sqlite3.connect(server.path / "stepup" / "verified.sqlite")) as db:
+        db.execute("UPDATE verified SET result = ?", (planted,))
+        db.commit()
+
+
 def test_the_same_commits_pushed_to_another_branch_of_the_rule_are_vetted(
         people: People, server: Server, clone: Clone) -> None:
     root, tip = _setup(people, server, clone)
@@ -47,28 +59,33 @@ def test_the_same_commits_pushed_to_another_branch_of_the_rule_are_vetted(
     assert record["rules"][0]["reason"] == "0 new commit(s) signed by policy keys"
 
 
-def test_the_same_range_judged_again_is_judged_from_its_signatures(
+def test_the_same_range_pushed_again_reads_its_verifications_from_the_cache(
         people: People, server: Server, clone: Clone) -> None:
     root, tip = _setup(people, server, clone)
     first = clone.push("HEAD:main")
     assert first.ok, first
-    assert server.audit_records()[-1]["rules"][0]["reason"] == f"{WORK} new commit(s) signed by policy keys"
     assert clone.push("--force", f"{root}:main").ok
     again = clone.push("HEAD:main")
     assert again.ok, again
     record = server.audit_records()[-1]
     assert (record["action"], record["old"], record["new"]) == ("update", root, tip)
-    assert record["rules"][0]["reason"] == f"{WORK} new commit(s) signed by policy keys (verified before)"
+    assert record["rules"][0]["reason"] == f"{WORK} new commit(s) signed by policy keys"
     assert record["rules"][0]["proofs"][0]["owner"] == "alice"
+    # what the third push read came from the cache: planted verdicts show in the fourth
+    _plant(server, "verdict read from the cache")
+    assert clone.push("--force", f"{root}:main").ok
+    planted = clone.push("HEAD:main")
+    assert not planted.ok
+    assert "    found:    verdict read from the cache" in planted.remote
 
 
-def test_a_key_that_stopped_counting_sends_the_range_back_to_commit_by_commit(
+def test_a_key_that_stopped_counting_fails_though_its_verifications_are_cached(
         people: People, server: Server, clone: Clone) -> None:
     root, tip = _setup(people, server, clone)
     code, out = _check(clone, server, root, tip, "refs/heads/main")
     assert code == 0, out
     code, out = _check(clone, server, root, tip, "refs/heads/main")
-    assert (code, out[-1]) == (0, f"  pass  signed: {WORK} new commit(s) signed by policy keys (verified before)")
+    assert (code, out[-1]) == (0, f"  pass  signed: {WORK} new commit(s) signed by policy keys")
     code, out = _check(clone, server, root, tip, "refs/heads/main", "--now", "2030-01-02T00:00:00Z")
     assert code == 1, out
     assert out[0] == "stepup-git: would be rejected: 1 of 1 update(s) fail the policy"
@@ -77,34 +94,11 @@ def test_a_key_that_stopped_counting_sends_the_range_back_to_commit_by_commit(
     assert out[-1] == f"  FAIL  signed: {WORK} of {WORK} new commit(s) not signed as required"
 
 
-def _merge_bases(trace: Path) -> list[str]:
-    """The `git merge-base` commands the push ran (the hook's included: a local push runs it in the
-    environment of the pushing git)."""
-    lines = trace.read_text().splitlines() if trace.exists() else []
-    trace.unlink(missing_ok=True)
-    return [line for line in lines if "merge-base" in line and "trace: built-in" in line]
-
-
-def test_a_fast_forward_proven_by_an_earlier_push_is_not_walked_again(
-        people: People, server: Server, clone: Clone, tmp_path: Path) -> None:
-    root, tip = _setup(people, server, clone)
-    trace = tmp_path / "trace"
-    assert clone.push("HEAD:main", env={"GIT_TRACE": str(trace)}).ok
-    assert any("merge-base" in line for line in _merge_bases(trace))  # root..tip is a fast-forward: walked once
-    assert clone.push(f"{root}:refs/heads/other").ok
-    _merge_bases(trace)
-    again = clone.push("HEAD:other", env={"GIT_TRACE": str(trace)})
-    assert again.ok, again
-    assert _merge_bases(trace) == []
-    record = server.audit_records()[-1]
-    assert (record["action"], record["old"], record["new"]) == ("update", root, tip)
-
-
-def test_a_known_fast_forward_never_makes_the_way_back_or_a_rewrite_an_update(
+def test_a_re_push_never_makes_the_way_back_or_a_rewrite_an_update(
         people: People, server: Server, clone: Clone) -> None:
     root, tip = _setup(people, server, clone)
     assert clone.push("HEAD:refs/heads/release").ok
-    assert clone.push("HEAD:main").ok  # root -> tip: proven, and kept
+    assert clone.push("HEAD:main").ok  # root -> tip: a fast-forward
     clone.git("reset", "--hard", root)
     back = clone.push("HEAD:main", force=True)
     assert back.ok, back
