@@ -10,14 +10,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, audit, demo, install, keys
+from . import __version__, audit, demo, install
 from . import policy as policy_mod
 from .errors import GitError, StepupError, UsageError
 from .evaluate import Session
 from .findings import iso, render
 from .gitrepo import Repo, Update
 from .hook import entry, shared_cache_dir
-from .policycheck import check_policy
+from .policy import keys
+from .policy.check import check_policy
 from .pushcert import from_file
 
 

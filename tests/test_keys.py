@@ -14,8 +14,9 @@ import pytest
 from support import run
 from support.keys import Gpg, Key, People, key_toml
 
-from stepup_git import cli, keys
+from stepup_git import cli
 from stepup_git.errors import PolicyError, StepupError
+from stepup_git.policy import keys
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 ALICE = "D5DEAA84AC21D1DD5F6779E7307414120810B0A0"

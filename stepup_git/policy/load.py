@@ -19,10 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import PolicyError
-from .files import replace_file
-from .patterns import PathPatterns, RefPattern
+from .. import __version__
+from ..errors import PolicyError
+from ..files import replace_file
+from ..patterns import PathPatterns, RefPattern
 
 ACTIONS = ("create", "update", "force-push", "delete")
 REQUIRES = ("signed", "step-up", "signed-tag", "deny")
