@@ -6,21 +6,20 @@ warnings about what a policy leaves open), ``check`` (the policy with its keyrin
 ``stepup-git keys``, ``keyfiles``, ``listing``, ``keys`` and ``edit``.
 """
 
-from .load import (
+from .lint import REPLACE_WARNING
+from .load import load, load_with_warnings
+from .model import (
     ACTIONS,
     DEFAULT_PUSHER_ENV,
     DEFAULT_TIERS,
     MODES,
     PROOF_KINDS,
-    REPLACE_WARNING,
     REQUIRES,
     SSH_KEY_TYPES,
     Key,
     Policy,
     Rule,
     Settings,
-    load,
-    load_with_warnings,
     normalize_fingerprint,
     parse_duration,
     parse_ssh_key,

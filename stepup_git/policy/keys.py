@@ -34,7 +34,8 @@ from ..errors import PolicyError, StepupError, UsageError
 from ..files import replace_file
 from ..keyring import KeyInfo, Keyring, keyring_files, run_gpg
 from .check import check_policy
-from .load import Key, Policy, load, normalize_fingerprint, parse_ssh_key
+from .load import load
+from .model import Key, Policy, normalize_fingerprint, parse_ssh_key
 
 _KEYS_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(keys|"keys"|'keys')[ \t]*\]\][ \t]*(#.*)?\s*\Z""")
 _RULES_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(rules|"rules"|'rules')[ \t]*\]\]""")
