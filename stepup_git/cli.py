@@ -10,14 +10,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, audit, demo, install
+from . import __version__, audit, cli_keys, demo, install
 from . import policy as policy_mod
 from .errors import GitError, StepupError, UsageError
 from .evaluate import Session
 from .findings import iso, render
 from .gitrepo import Repo, Update
 from .hook import entry, shared_cache_dir
-from .policy import keys
 from .policy.check import check_policy
 from .pushcert import from_file
 
@@ -96,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     audit.register(sub)  # type: ignore[arg-type]
-    keys.register(sub)
+    cli_keys.register(sub)
     demo.register(sub)
     return parser
 

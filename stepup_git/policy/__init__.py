@@ -1,9 +1,11 @@
 """The policy (SPEC §3): frozen values, loaded and validated once from TOML.
 
-The names other modules use are re-exported here; the submodules are ``model`` (the values and the
-pure parsers), ``load`` (reading the TOML), ``snapshot`` (a validated policy kept as JSON), ``lint`` (the
-warnings about what a policy leaves open), ``check`` (the policy with its keyring) and, for
-``stepup-git keys``, ``keyfiles``, ``listing``, ``keys`` and ``edit``.
+The names the rest of the package uses are re-exported here. The modules: ``model`` (the values and
+the pure parsers), ``reader`` (typed values out of TOML tables, problems at their lines), ``load``
+(building and validating a policy from its file), ``snapshot`` (a validated policy kept as JSON),
+``lint`` (warnings about what a policy leaves open), ``check`` (the policy with its keyring folder),
+and for ``stepup-git keys``: ``keyfiles`` (what a key file holds), ``edit`` (changing ``[[keys]]``
+tables and keeping the rest of the text) and ``keys`` (list, add, remove).
 """
 
 from .lint import REPLACE_WARNING
