@@ -161,12 +161,9 @@ def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Pa
     repo = repo or Repo(str(args.repo), env=os.environ)
     repo.pretend_absent(update.ref)  # where the ref stands is the update's old
     git_dir = Path(repo.path)
-    policy_file = args.policy
+    policy_file = args.policy or policy_mod.configured_policy_path(git_dir, repo.config("stepup.policy"))
     if policy_file is None:
-        configured = repo.config("stepup.policy")
-        if not configured:
-            raise UsageError("no --policy given and the repository has no stepup.policy configured")
-        policy_file = Path(configured) if Path(configured).is_absolute() else git_dir / configured
+        raise UsageError("no --policy given and the repository has no stepup.policy configured")
     policy = policy_mod.load(policy_file)
     now = _parse_now(args.now) if args.now else datetime.now(UTC)
     session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))

@@ -9,7 +9,7 @@ tables and keeping the rest of the text) and ``keys`` (list, add, remove).
 """
 
 from .lint import REPLACE_WARNING
-from .load import load, load_with_warnings
+from .load import configured_policy_path, load, load_with_warnings
 from .model import (
     ACTIONS,
     DEFAULT_PUSHER_ENV,
@@ -40,6 +40,7 @@ __all__ = [
     "Policy",
     "Rule",
     "Settings",
+    "configured_policy_path",
     "load",
     "load_with_warnings",
     "normalize_fingerprint",

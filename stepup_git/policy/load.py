@@ -35,6 +35,15 @@ from .model import (
 from .reader import Reader
 
 
+def configured_policy_path(git_dir: Path, configured_value: str | None) -> Path | None:
+    """The policy file that ``git config stepup.policy`` names, relative to the git directory unless
+    absolute; None when nothing is configured (each caller says so in its own words)."""
+    if not configured_value:
+        return None
+    path = Path(configured_value)
+    return path if path.is_absolute() else git_dir / path
+
+
 def load(path: str | Path, *, cache_dir: Path | None = None) -> Policy:
     """Read and validate a policy file; raise :class:`PolicyError` listing every problem.
 
