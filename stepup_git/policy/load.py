@@ -94,11 +94,11 @@ def _load_bytes(path: Path, raw: bytes) -> tuple[Policy | None, list[str], list[
         line = int(m.group(1)) if m else max(1, len(text.splitlines()))
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         return None, [f"{path}:{line}: TOML syntax error: {message}"], []
-    loader = Reader(path, text)
-    policy = _build(loader, path, hashlib.sha256(raw).hexdigest(), data)
-    if loader.problems:
-        return None, sorted(loader.problems, key=_line_of), loader.warnings
-    return policy, [], loader.warnings
+    reader = Reader(path, text)
+    policy = _build(reader, path, hashlib.sha256(raw).hexdigest(), data)
+    if reader.problems:
+        return None, sorted(reader.problems, key=_line_of), reader.warnings
+    return policy, [], reader.warnings
 
 
 def _line_of(problem: str) -> int:
