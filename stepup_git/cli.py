@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, cli_audit, demo, install, keys
+from . import __version__, cli_audit, cli_keys, demo, install
 from . import policy as policy_mod
 from .errors import GitError, StepupError, UsageError
 from .evaluate import Session
 from .findings import iso, render
 from .gitrepo import Repo, Update
 from .hook import entry, shared_cache_dir
-from .policycheck import check_policy
+from .policy.check import check_policy
 from .pushcert import from_file
 
 
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
 
     cli_audit.register(sub)  # type: ignore[arg-type]
-    keys.register(sub)
+    cli_keys.register(sub)
     demo.register(sub)
     return parser
 
@@ -161,12 +161,9 @@ def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Pa
     repo = repo or Repo(str(args.repo), env=os.environ)
     repo.pretend_absent(update.ref)  # where the ref stands is the update's old
     git_dir = Path(repo.path)
-    policy_file = args.policy
+    policy_file = args.policy or policy_mod.configured_policy_path(git_dir, repo.config("stepup.policy"))
     if policy_file is None:
-        configured = repo.config("stepup.policy")
-        if not configured:
-            raise UsageError("no --policy given and the repository has no stepup.policy configured")
-        policy_file = Path(configured) if Path(configured).is_absolute() else git_dir / configured
+        raise UsageError("no --policy given and the repository has no stepup.policy configured")
     policy = policy_mod.load(policy_file)
     now = _parse_now(args.now) if args.now else datetime.now(UTC)
     session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))

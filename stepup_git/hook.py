@@ -222,10 +222,9 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
 
     env, now = push.env, push.now
     git_dir = Path(repo.path)
-    policy_path = repo.config("stepup.policy")
-    if not policy_path:
+    policy_file = policy_mod.configured_policy_path(git_dir, repo.config("stepup.policy"))
+    if policy_file is None:
         raise PolicyError([f"no policy configured for {git_dir} (run: stepup-git install {git_dir} --policy FILE)"])
-    policy_file = Path(policy_path) if os.path.isabs(policy_path) else git_dir / policy_path
     shared = shared_cache_dir(env)
     policy = policy_mod.load(policy_file, cache_dir=shared or git_dir / "stepup")  # errors reject in any mode
     state_dir = git_dir / "stepup"

@@ -22,7 +22,7 @@ from .errors import GitError, PolicyError, StepupError, UsageError
 from .gitrepo import BASELINE, Repo, UnsupportedRepository
 from .hook import CHAINED
 from .policy import load
-from .policycheck import check_policy
+from .policy.check import check_policy
 
 MARKER = "stepup-git hook launcher"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push

@@ -34,11 +34,10 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
         repo = Repo(os.environ.get("GIT_DIR") or ".", env=os.environ, remote=argv[0] if argv else None)
         git_dir = Path(repo.path)
         strict = (repo.config("stepup.clientStrict") or "").lower() in ("true", "yes", "on", "1")
-        configured = repo.config("stepup.policy")
-        if not configured:
+        policy_file = policy_mod.configured_policy_path(git_dir, repo.config("stepup.policy"))
+        if policy_file is None:
             raise StepupError("no stepup.policy configured in this clone")
-        policy_file = Path(configured)
-        policy = policy_mod.load(policy_file if policy_file.is_absolute() else git_dir / policy_file)
+        policy = policy_mod.load(policy_file)
         updates = []
         for line in text.splitlines():
             parts = line.split()

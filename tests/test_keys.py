@@ -14,8 +14,9 @@ import pytest
 from support import run
 from support.keys import Gpg, Key, People, key_toml
 
-from stepup_git import cli, keys
+from stepup_git import cli, cli_keys
 from stepup_git.errors import PolicyError, StepupError
+from stepup_git.policy import edit, keys
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 ALICE = "D5DEAA84AC21D1DD5F6779E7307414120810B0A0"
@@ -59,7 +60,7 @@ def stepup(capsys: pytest.CaptureFixture[str]) -> Stepup:
     def call(*argv: str | Path) -> Result:
         capsys.readouterr()
         parser = cli._Parser(prog="stepup-git")
-        keys.register(parser.add_subparsers(metavar="COMMAND", parser_class=cli._Parser))
+        cli_keys.register(parser.add_subparsers(metavar="COMMAND", parser_class=cli._Parser))
         try:
             args = parser.parse_args([str(a) for a in argv])
             code = int(args.func(args))
@@ -330,7 +331,7 @@ def test_edit_that_fails_policy_check_is_not_written(policy: Path, people: Peopl
     fpr = people.mallory.fingerprint
     new_text = before.decode() + "\n" + key_toml(people.mallory, "mallory", "release")
     with pytest.raises(PolicyError) as caught:
-        keys._replace_checked(policy, policy, before, new_text)
+        edit.replace_checked(policy, policy, before, new_text)
     assert caught.value.problems[0] == f"{policy}: nothing was changed: the edit would make the policy invalid"
     header = before.decode().count("\n") + 2
     assert caught.value.problems[1].startswith(f"{policy}:{header}: key {fpr} (mallory) is not in the keyring folder")
@@ -344,7 +345,7 @@ def test_edit_refused_when_policy_changed_meanwhile(policy: Path) -> None:
     before = policy.read_bytes()
     policy.write_text(before.decode() + "# someone else\n")
     with pytest.raises(StepupError, match="changed while it was being edited"):
-        keys._replace_checked(policy, policy, before, before.decode() + "# me\n")
+        edit.replace_checked(policy, policy, before, before.decode() + "# me\n")
     assert policy.read_text() == before.decode() + "# someone else\n"
 
 

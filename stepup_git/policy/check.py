@@ -7,9 +7,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import PolicyError
-from .keyring import Keyring, keyring_problems
-from .policy import load_with_warnings
+from ..errors import PolicyError
+from ..keyring import Keyring, keyring_problems
+from .load import load_with_warnings
 
 
 def check_policy(path: Path) -> tuple[list[str], list[str]]:
