@@ -18,10 +18,9 @@ from typing import Any
 from .errors import StepupError
 from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
 from .gitrepo import Repo, Update
-from .keyring import Keyring
 from .policy import Key, Policy, Rule
 from .protocols import Ancestry, CertificateProof, SignatureSource
-from .signatures import Assessment, Verified, assess
+from .signatures import Assessment, Keyring, Verified, assess
 
 
 @dataclass(frozen=True, slots=True)

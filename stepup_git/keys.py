@@ -32,9 +32,9 @@ import tomlkit
 
 from .errors import PolicyError, StepupError, UsageError
 from .files import replace_file
-from .keyring import KeyInfo, Keyring, keyring_files, run_gpg
 from .policy import Key, Policy, load, normalize_fingerprint, parse_ssh_key
 from .policycheck import check_policy
+from .signatures import KeyInfo, Keyring, keyring_files, run_gpg
 
 _KEYS_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(keys|"keys"|'keys')[ \t]*\]\][ \t]*(#.*)?\s*\Z""")
 _RULES_HEADER = re.compile(r"""[ \t]*\[\[[ \t]*(rules|"rules"|'rules')[ \t]*\]\]""")

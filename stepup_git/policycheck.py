@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import PolicyError
-from .keyring import Keyring, keyring_problems
 from .policy import load_with_warnings
+from .signatures import Keyring, keyring_problems
 
 
 def check_policy(path: Path) -> tuple[list[str], list[str]]:
