@@ -16,7 +16,7 @@ from datetime import datetime
 
 from .findings import BreakGlass, Proof, Verdict
 from .policy import Policy
-from .pushcert import PushCertificate
+from .proofs.pushcert import PushCertificate
 
 OPTION = "stepup.break-glass"
 

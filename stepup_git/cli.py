@@ -18,7 +18,7 @@ from .findings import iso, render
 from .gitrepo import Repo, Update
 from .hook import entry, shared_cache_dir
 from .policy.check import check_policy
-from .pushcert import from_file
+from .proofs.pushcert import from_file
 
 
 class _Parser(argparse.ArgumentParser):

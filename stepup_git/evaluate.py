@@ -16,10 +16,9 @@ from .errors import PolicyError
 from .findings import Verdict, iso
 from .gitrepo import Repo, SignedObject, Update
 from .judge import Context, Judge
-from .keyring import Keyring, keyring_problems
 from .policy import Policy
 from .protocols import CertificateProof, VerificationStore
-from .signatures import Verified, Verifier
+from .signatures import Keyring, Verified, Verifier, keyring_problems
 
 MEMO_LIMIT = 4096
 # Misses in a batch before the persistent store is asked: Sequoia verifies a signature in about 0.1 ms,

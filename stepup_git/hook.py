@@ -248,7 +248,7 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
     session = Session.open(policy, repo, state_dir, now=now, shared_dir=shared)
     certificate = None
     if env.get("GIT_PUSH_CERT", "").strip():  # only signed pushes load the certificate machinery
-        from .pushcert import from_environment
+        from .proofs.pushcert import from_environment
 
         certificate = from_environment(env, session, now)
     verdicts = session.judge(updates, now=now, pusher=pusher, push_cert=certificate)

@@ -11,16 +11,17 @@ import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
 from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
 from .gitrepo import Update
-from .keyring import Keyring
 from .policy import Key, Policy, Rule
+from .proofs import tip
+from .proofs.freshness import Freshness
 from .protocols import CertificateProof, Repository, SignatureSource
-from .signatures import Assessment, assess
+from .signatures import Assessment, Keyring, assess
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,9 @@ class Judge:
                 if a is not None:
                     offered.append(("push-certificate", a, self.ctx.push_cert.blob_id))
         if "tip-signature" in rule.proofs and action != "delete":
-            a_tip, text = self._tip_proof(update, window, now)
+            a_tip, text = tip.prove(update, self._object_label(update, "update"), repo=self.repo,
+                                    signatures=self.signatures, policy=self.policy, keyring=self.keyring,
+                                    window=window, now=now)
             found.append(text)
             if a_tip is not None:
                 offered.append(("tip-signature", a_tip, update.new))
@@ -204,27 +207,6 @@ class Judge:
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
                           failed_count=1)
 
-    def _tip_proof(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
-        assert update.new is not None
-        obj = self.repo.signed_object(update.new)
-        label = self._object_label(update, "update")
-        if obj is None:
-            return None, f"the tip {label} cannot carry a signature"
-        if obj.kind == "tag" and update.ref.startswith("refs/tags/"):
-            tag_name = self.repo.tag_info(update.new)[0]
-            if tag_name != update.ref.removeprefix("refs/tags/"):
-                return None, f"tip {label} is a tag object named {tag_name}, pushed as {update.ref}"
-        a = assess(self.signatures.verified(obj), self.policy, self.keyring, now)
-        if not a.valid:
-            return None, f"tip {label}: {a.found}"
-        if a.signed_at is None:
-            return None, f"tip {label}: {a.found}, but SSH signatures carry no time, so they cannot prove freshness"
-        if a.signed_at < now - window:
-            return None, f"tip {label}: {a.found} {age(now - a.signed_at)} ago, older than {age(window)}"
-        if a.signed_at > now + self.policy.settings.clock_skew:
-            return None, f"tip {label}: {a.found} {age(a.signed_at - now)} in the future, beyond the clock skew"
-        return a, f"tip {label}: {a.found} {age(now - a.signed_at)} ago"
-
     # Step 4: signed-tag -------------------------------------------------------------------
 
     def _signed_tag(self, rule: Rule, update: Update, action: str) -> RuleResult:
@@ -250,13 +232,10 @@ class Judge:
                 problem = "an unsigned annotated tag" if obj.signature is None else a.found
             elif a.key is not None and not self.policy.satisfies(a.key, rule.tier):
                 problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
-            elif rule.fresh_explicit and a.signed_at is not None and a.signed_at < self.ctx.now - rule.fresh_within:
-                problem = f"{a.found} {age(self.ctx.now - a.signed_at)} ago, older than {age(rule.fresh_within)}"
-            elif (rule.fresh_explicit and a.signed_at is not None
-                  and a.signed_at > self.ctx.now + self.policy.settings.clock_skew):
-                problem = f"{a.found} {age(a.signed_at - self.ctx.now)} in the future, beyond the clock skew"
-            elif rule.fresh_explicit and a.signed_at is None:
-                problem = f"{a.found}, but SSH signatures carry no time, so they cannot prove freshness"
+            elif rule.fresh_explicit:
+                fresh, text = Freshness(self.ctx.now, rule.fresh_within,
+                                        self.policy.settings.clock_skew).describe(a.found, a.signed_at)
+                problem = None if fresh else text
             if problem is None:
                 assert a.key is not None
                 return RuleResult(rule.name, True, f"tag {a.found}", proofs=(_proof("tag-signature", a, update.new),))

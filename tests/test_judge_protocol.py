@@ -10,10 +10,9 @@ from pathlib import Path
 
 from stepup_git.gitrepo import Repo, SignedObject, Update
 from stepup_git.judge import Context, Judge
-from stepup_git.keyring import Keyring
 from stepup_git.policy import load
 from stepup_git.protocols import Repository
-from stepup_git.signatures import Verified
+from stepup_git.signatures import Keyring, Verified
 
 POLICY = """version = 1
 

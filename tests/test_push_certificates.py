@@ -46,7 +46,7 @@ from support.servers import (
     unavailable,
 )
 
-from stepup_git import pushcert
+from stepup_git.proofs import pushcert
 
 RULE = "migrations-step-up"
 MAIN = "refs/heads/main"

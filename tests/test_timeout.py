@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -34,13 +35,13 @@ def _hanging_gpg(folder: Path) -> str:
     return str(folder)
 
 
-def _gpg_hanging_on_verify(folder: Path) -> str:
-    """A PATH whose gpg is the real one, except that verifying a signature hangs."""
+def _gpg_hanging_on(arg: str, folder: Path) -> str:
+    """A PATH whose gpg is the real one, except that a call with ``arg`` hangs."""
     folder.mkdir()
     real = shutil.which("gpg")
     assert real is not None
     fake = folder / "gpg"
-    fake.write_text(f'#!/bin/sh\nfor arg; do [ "$arg" = --verify ] && exec {shutil.which("sleep")} 30; done\n'
+    fake.write_text(f'#!/bin/sh\nfor arg; do [ "$arg" = {arg} ] && exec {shutil.which("sleep")} 30; done\n'
                     f'exec {real} "$@"\n')
     fake.chmod(0o755)
     return f"{folder}{os.pathsep}{os.environ['PATH']}"
@@ -89,7 +90,7 @@ def test_a_deadline_during_the_gpg_fallback_is_not_swallowed(
     base = clone.rev()
     forged = _bad_signature(clone, people)
     started = time.monotonic()
-    result = clone.push(f"{forged}:refs/heads/main", env={"PATH": _gpg_hanging_on_verify(tmp_path / "bin")})
+    result = clone.push(f"{forged}:refs/heads/main", env={"PATH": _gpg_hanging_on("--verify", tmp_path / "bin")})
     assert time.monotonic() - started < 20, "the hook gave up at its deadline, not when gpg finished"
     if mode == "enforce":
         assert not result.ok
@@ -104,6 +105,29 @@ def test_a_deadline_during_the_gpg_fallback_is_not_swallowed(
     result = clone.push(f"{forged}:refs/heads/main", force=True)  # with the real gpg: a plain refusal
     if mode == "enforce":
         assert not result.ok and result.remote[1].startswith('refs/heads/main: rule "signed" failed for commit')
+
+
+@pytest.mark.parametrize("hangs_on", ["--list-config", "--verify"])
+def test_check_gives_up_on_a_hung_gpg(people: People, server: Server, clone: Clone, tmp_path: Path,
+                                      hangs_on: str) -> None:
+    """`stepup-git check` runs under no hook deadline: python-gnupg's calls, starting gpg (which runs
+    --list-config) and verifying a signature, are bounded by the policy's timeout. The update cannot be
+    judged, and the check says why in one line, soon after the timeout, not when gpg would finish."""
+    policy = server.write_policy(signed_policy(people.alice, settings='timeout = "2s"'),
+                                 {"alice.asc": people.alice.export()})
+    base = clone.commit("base", sign=people.alice)
+    forged = _bad_signature(clone, people)  # Sequoia hands it to gpg
+    started = time.monotonic()
+    proc = run_bytes([sys.executable, "-m", "stepup_git", "check", "--repo", str(clone.path), "--policy", str(policy),
+                      base, forged, "refs/heads/main"], check=False,
+                     env={"PATH": _gpg_hanging_on(hangs_on, tmp_path / "bin"),
+                          "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert time.monotonic() - started < 20, "check waited for gpg, not for its timeout"
+    assert (proc.returncode, proc.stderr) == (1, b""), proc
+    assert proc.stdout.decode().splitlines() == [
+        "stepup-git: would be rejected: 1 of 1 update(s) fail the policy",
+        "refs/heads/main: cannot be judged: gpg did not answer within 2s",
+    ]
 
 
 def test_the_deadline_is_no_exception_library_code_can_catch() -> None:

@@ -23,10 +23,8 @@ from support.keys import PAST, Gpg, Key, People, SshKey, key_toml
 from support.repos import Clone, Server, digest_signing_config
 
 from stepup_git import policy as policy_mod
-from stepup_git import sequoia
-from stepup_git.keyring import Keyring
 from stepup_git.policy import Policy
-from stepup_git.signatures import Verified, Verifier, assess
+from stepup_git.signatures import Keyring, Verified, Verifier, assess, sequoia
 
 WHEN = "2023-05-06T07:08:09Z"
 """When most corpus signatures are made (keys created 2020, nothing expired then)."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import PolicyError
-from ..keyring import Keyring, keyring_problems
+from ..signatures import Keyring, keyring_problems
 from .load import load_with_warnings
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import StepupError, UsageError
 from ..files import replace_file
-from ..keyring import keyring_files, run_gpg
+from ..signatures.keyring import keyring_files, run_gpg
 from .model import parse_ssh_key
 
 _SECRET_ARMOR = b"PRIVATE KEY"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StepupError, UsageError
-from ..keyring import KeyInfo, Keyring
+from ..signatures.keyring import KeyInfo, Keyring
 from .edit import replace_checked, with_key, without_keys
 from .keyfiles import (
     files_holding,

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import process
-from .errors import PolicyError, SignatureError
-from .files import replace_file
-from .policy import Policy
+from .. import process
+from ..errors import PolicyError, SignatureError
+from ..files import replace_file
+from ..policy import Policy
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp")
 GPG_CONF = "trust-model always\nno-autostart\nno-auto-key-retrieve\n"

@@ -4,7 +4,7 @@ It answers only what it can answer the same way as gpg: a signature that verifie
 signature whose issuer is not in the keyring. Anything else (a bad signature, an algorithm Sequoia's
 policy refuses, a parse error) returns None and the caller asks gpg, the reference verifier. Whether a
 key is expired or revoked, or a digest weak, is not decided here but by
-:func:`stepup_git.signatures.assess`, from the same keyring listing and signature packet for both
+:func:`stepup_git.signatures.assess.assess`, from the same keyring listing and signature packet for both
 verifiers; a signature over anything but a strong digest is left to gpg (Sequoia's own policy refuses
 SHA-1, and whether SHA-1 counts is the policy's choice, ``settings.allow_sha1``).
 """

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .errors import StepupError
-from .evaluate import Session
-from .findings import Verdict, age
-from .gitrepo import Update, split_tag
-from .signatures import Assessment, assess
+from ..errors import StepupError
+from ..evaluate import Session
+from ..findings import Verdict, age
+from ..gitrepo import Update, split_tag
+from ..signatures import Assessment, assess
+from .freshness import Freshness
+from .replay import ReplayStore
 
 _UPDATE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs/\S+)")
 _HEADERS = ("pusher", "pushee", "nonce", "push-option")
@@ -98,55 +99,6 @@ def nonce_stamp(nonce: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-class ReplayStore:
-    """Accepted certificates, shared by concurrent pushes through SQLite.
-
-    ``signed`` holds them by what they sign (:attr:`Certificate.identity`); ``used`` by blob id, as
-    stores written before certificates were identified by their content did. Both are checked, so a
-    certificate an older store holds stays refused, and both are written, so an older stepup-git
-    reading this store still refuses what this one accepted."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            self.db.execute("CREATE TABLE IF NOT EXISTS used (blob TEXT PRIMARY KEY, nonce TEXT NOT NULL, "
-                            "used_at REAL NOT NULL)")
-            self.db.execute("CREATE TABLE IF NOT EXISTS signed (payload TEXT PRIMARY KEY, blob TEXT NOT NULL, "
-                            "nonce TEXT NOT NULL, used_at REAL NOT NULL)")
-        except sqlite3.Error as exc:
-            raise StepupError(f"cannot open the push certificate replay store {path}: {exc}") from None
-
-    def claim(self, identity: str, blob: str, nonce: str, keep: timedelta, now: datetime) -> float | None:
-        """Record a certificate (what it signs, and its blob) as used at ``now``; return when it was
-        first used if it already was, under either."""
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                cutoff = now.timestamp() - keep.total_seconds()
-                self.db.execute("DELETE FROM signed WHERE used_at < ?", (cutoff,))
-                self.db.execute("DELETE FROM used WHERE used_at < ?", (cutoff,))
-                row = (self.db.execute("SELECT used_at FROM signed WHERE payload = ?", (identity,)).fetchone()
-                       or self.db.execute("SELECT used_at FROM used WHERE blob = ?", (blob,)).fetchone())
-                if row:
-                    return float(row[0])
-                used_at = now.timestamp()
-                self.db.execute("INSERT INTO signed VALUES (?, ?, ?, ?)", (identity, blob, nonce, used_at))
-                self.db.execute("INSERT INTO used VALUES (?, ?, ?)", (blob, nonce, used_at))
-                return None
-        except sqlite3.Error as exc:
-            raise StepupError(f"cannot use the push certificate replay store: {exc}") from None
-
-    def release(self, identity: str, blob: str) -> None:
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.execute("DELETE FROM signed WHERE payload = ?", (identity,))
-                self.db.execute("DELETE FROM used WHERE blob = ?", (blob,))
-        except sqlite3.Error:
-            pass
-
-
 class PushCertificate:
     """The push's certificate as a proof source for the judge."""
 
@@ -202,12 +154,11 @@ class PushCertificate:
                                   f"older than {age(window)}")
             elif status != "OK":
                 return None, f"push certificate nonce status is {status} (not issued by this server for this push)"
-            if (stamp := nonce_stamp(cert.nonce)) is not None:
+            fresh = Freshness(now, window, self.session.policy.settings.clock_skew)
+            if (stamp := nonce_stamp(cert.nonce)) is not None and fresh.problem(datetime.fromtimestamp(stamp, UTC)):
                 issued = now.timestamp() - stamp
-                skew = self.session.policy.settings.clock_skew.total_seconds()
-                if issued > window.total_seconds() or issued < -skew:
-                    return None, (f"push certificate nonce was issued {age(timedelta(seconds=issued))} ago, "
-                                  f"outside {age(window)}")
+                return None, (f"push certificate nonce was issued {age(timedelta(seconds=issued))} ago, "
+                              f"outside {age(window)}")
         # Step 4: the exact update.
         if update.line not in cert.updates:
             return None, f"push certificate {a.found} does not list this update ({update.line})"

@@ -1,0 +1,45 @@
+"""Freshness (SPEC §5.3): a time ``t`` is fresh when ``now - window <= t <= now + clock_skew``.
+
+Written once, for the three times that must be fresh: a tip signature's (a step-up proof), a signed tag's
+when its rule sets its own ``fresh_within``, and the time stamp of a push certificate's nonce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from ..findings import age
+
+NO_TIME = "SSH signatures carry no time, so they cannot prove freshness"
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """The window a time must fall in, as of ``now``: back ``window``, ahead ``skew`` (the policy's clock skew)."""
+
+    now: datetime
+    window: timedelta
+    skew: timedelta
+
+    def problem(self, t: datetime) -> Literal["too old", "in the future"] | None:
+        """Why ``t`` is not fresh ("too old", "in the future"), or None when it is."""
+        if t < self.now - self.window:
+            return "too old"
+        if t > self.now + self.skew:
+            return "in the future"
+        return None
+
+    def describe(self, found: str, signed_at: datetime | None) -> tuple[bool, str]:
+        """Whether a signature ``found`` ("signed by alice (...)"), made at ``signed_at`` (None: an SSH
+        signature, which carries no time), is fresh, and what to say of it: when it was made, and why
+        that is not fresh."""
+        if signed_at is None:
+            return False, f"{found}, but {NO_TIME}"
+        problem = self.problem(signed_at)
+        if problem == "too old":
+            return False, f"{found} {age(self.now - signed_at)} ago, older than {age(self.window)}"
+        if problem == "in the future":
+            return False, f"{found} {age(signed_at - self.now)} in the future, beyond the clock skew"
+        return True, f"{found} {age(self.now - signed_at)} ago"

@@ -1,0 +1,34 @@
+"""The tip-signature proof of a step-up rule (SPEC §4.3, §5.3): a valid signature on the pushed tip
+(a commit, or an annotated tag pushed under its own name), made within the rule's window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from ..gitrepo import Update
+from ..policy import Policy
+from ..protocols import Repository, SignatureSource
+from ..signatures import Assessment, Keyring, assess
+from .freshness import Freshness
+
+
+def prove(update: Update, label: str, *, repo: Repository, signatures: SignatureSource, policy: Policy,
+          keyring: Keyring, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+    """(the signer's assessment when the tip ``label`` of ``update`` proves it, else None; a description)."""
+    assert update.new is not None
+    # Step 1: the tip can carry a signature (a commit or a tag object, not a tree or a blob).
+    obj = repo.signed_object(update.new)
+    if obj is None:
+        return None, f"the tip {label} cannot carry a signature"
+    # Step 2: a tag object is pushed under the name it was signed with.
+    if obj.kind == "tag" and update.ref.startswith("refs/tags/"):
+        tag_name = repo.tag_info(update.new)[0]
+        if tag_name != update.ref.removeprefix("refs/tags/"):
+            return None, f"tip {label} is a tag object named {tag_name}, pushed as {update.ref}"
+    # Step 3: the signature is valid (SPEC §5.1).
+    a = assess(signatures.verified(obj), policy, keyring, now)
+    if not a.valid:
+        return None, f"tip {label}: {a.found}"
+    # Step 4: it was made within the window (SPEC §5.3).
+    fresh, text = Freshness(now, window, policy.settings.clock_skew).describe(a.found, a.signed_at)
+    return (a if fresh else None), f"tip {label}: {text}"
