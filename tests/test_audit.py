@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from stepup_git import audit, cli_audit
+from stepup_git import audit
+from stepup_git.cli import audit as cli_audit
 from stepup_git.errors import AuditError, UsageError
 
 FPR_ALICE = "0123456789ABCDEF0123456789ABCDEF01234567"

@@ -14,7 +14,9 @@ import pytest
 from support import run
 from support.keys import Gpg, Key, People, key_toml
 
-from stepup_git import cli, cli_keys
+from stepup_git import cli
+from stepup_git.cli import keys as cli_keys
+from stepup_git.cli.parser import CommandParser
 from stepup_git.errors import PolicyError, StepupError
 from stepup_git.policy import edit, keys
 
@@ -59,8 +61,8 @@ def stepup(capsys: pytest.CaptureFixture[str]) -> Stepup:
 
     def call(*argv: str | Path) -> Result:
         capsys.readouterr()
-        parser = cli._Parser(prog="stepup-git")
-        cli_keys.register(parser.add_subparsers(metavar="COMMAND", parser_class=cli._Parser))
+        parser = CommandParser(prog="stepup-git")
+        cli_keys.register(parser.add_subparsers(metavar="COMMAND", parser_class=CommandParser))
         try:
             args = parser.parse_args([str(a) for a in argv])
             code = int(args.func(args))

@@ -1,77 +1,25 @@
-"""The ``stepup-git`` command line. Only this layer chooses exit codes and prints errors."""
+"""``stepup-git check`` and ``stepup-git verify``: dry runs that judge one update as the hook would
+(docs/semantics.md, "Dry runs"; docs/ci-gate.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from . import __version__, cli_audit, cli_keys, demo, install
-from . import policy as policy_mod
-from .errors import GitError, StepupError, UsageError
-from .evaluate import Session
-from .findings import iso, render
-from .gitrepo import Repo, Update
-from .hook import entry, shared_cache_dir
-from .policy.check import check_policy
-from .proofs.pushcert import from_file
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        command = self.prog.removeprefix("stepup-git").strip()
-        raise UsageError(f"{command}: {message}" if command else message)
+from .. import policy as policy_mod
+from ..errors import GitError, UsageError
+from ..evaluate import Session
+from ..findings import iso, render
+from ..gitrepo import Repo, Update
+from ..hook import shared_cache_dir
+from ..proofs.pushcert import from_file
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["hook"]:
-        return entry(argv[1:])
-    verbose = "--verbose" in argv  # wherever it stands: before or after the subcommand
-    argv = [arg for arg in argv if arg != "--verbose"]
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if not hasattr(args, "func"):
-            parser.print_help(sys.stderr)
-            return 2
-        return int(args.func(args))
-    except StepupError as exc:
-        if verbose:
-            raise
-        for line in getattr(exc, "problems", None) or [str(exc)]:
-            print(f"stepup-git: {line}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # the reader went away (check --json | head): end quietly, as git log does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + 13  # SIGPIPE
-    except Exception as exc:  # a bug or an unforeseen condition: one line, the traceback with --verbose
-        if verbose:
-            raise
-        print(f"stepup-git: internal error ({type(exc).__name__}: {exc}); rerun with --verbose for details",
-              file=sys.stderr)
-        return 3
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="stepup-git", description="Step-up authentication for Git pushes.")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--version", action="version", version=f"stepup-git {__version__}")
-    sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
-    install.register(sub)
-
-    p = sub.add_parser("policy", help="validate a policy")
-    psub = p.add_subparsers(metavar="ACTION", parser_class=_Parser)
-    pc = psub.add_parser("check", help="validate a policy and its keyring")
-    pc.add_argument("file", type=Path)
-    pc.set_defaults(func=cmd_policy_check)
-
+def register(sub: Any) -> None:
     c = sub.add_parser("check", help="judge one update without pushing (dry run)")
     c.add_argument("--repo", type=Path, default=Path("."))
     c.add_argument("--policy", type=Path)
@@ -93,26 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--now")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
-
-    cli_audit.register(sub)  # type: ignore[arg-type]
-    cli_keys.register(sub)
-    demo.register(sub)
-    return parser
-
-
-def cmd_policy_check(args: argparse.Namespace) -> int:
-    if not args.file.is_file():
-        raise UsageError(f"cannot read the policy {args.file}: no such file")
-    problems, warnings = check_policy(args.file)
-    for line in warnings:
-        print(line, file=sys.stderr)
-    for line in problems:
-        print(line, file=sys.stderr)
-    if problems:
-        print(f"{args.file}: {len(problems)} error(s)", file=sys.stderr)
-        return 1
-    print(f"{args.file}: ok")
-    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -195,6 +123,3 @@ def _parse_now(text: str) -> datetime:
         raise UsageError(f"--now must be an ISO-8601 time such as 2026-11-24T10:00:00Z, not {text!r}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

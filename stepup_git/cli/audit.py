@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .audit import canonical, default_log, git_dir_of, parse_head, parse_time, read, render_table, select, verify
-from .errors import UsageError
+from ..audit import canonical, default_log, git_dir_of, parse_head, parse_time, read, render_table, select, verify
+from ..errors import UsageError
 
 
 def _log_of(args: argparse.Namespace) -> Path:

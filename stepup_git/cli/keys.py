@@ -12,8 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .policy.keys import add_key, list_keys, remove_keys, render_table
+from ..errors import UsageError
+from ..policy.keys import add_key, list_keys, remove_keys, render_table
 
 
 def _day(text: str) -> date:
