@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from .findings import BreakGlass, Proof, Verdict
+from .model import BreakGlass, Proof, Verdict
 from .policy import Policy
 from .proofs.pushcert import PushCertificate
 

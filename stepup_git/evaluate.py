@@ -13,12 +13,13 @@ from typing import Any
 
 from .cache import LazyStore
 from .errors import PolicyError
-from .findings import Verdict, iso
-from .gitrepo import Repo, SignedObject, Update
+from .gitrepo import Repo
 from .judge import Context, Judge
+from .model import SignedObject, Update, Verdict
 from .policy import Policy
 from .protocols import CertificateProof, VerificationStore
 from .signatures import Keyring, Verified, Verifier, keyring_problems
+from .text import iso
 
 MEMO_LIMIT = 4096
 # Misses in a batch before the persistent store is asked: Sequoia verifies a signature in about 0.1 ms,
@@ -117,7 +118,6 @@ class Session:
 def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | None, mode: str,
                  nonce_status: str | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The SPEC §8 record of one judged update (``prev``/``hash`` are added by the audit log)."""
-    zero = "0" * len(verdict.update.old or verdict.update.new or "0" * 40)
     if verdict.allowed:
         decision = "accept"
     elif verdict.break_glass is not None:
@@ -129,8 +129,8 @@ def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | No
         "repo": repo,
         "pusher": pusher,
         "ref": verdict.update.ref,
-        "old": verdict.update.old or zero,
-        "new": verdict.update.new or zero,
+        "old": verdict.update.old_id,
+        "new": verdict.update.new_id,
         "action": verdict.action,
         "decision": decision,
         "rules": [r.to_json() for r in verdict.results],

@@ -38,13 +38,13 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
 from pygit2.enums import ConfigLevel, DiffOption, FileMode, ObjectType, ReferenceType, RepositoryOpenFlag, SortMode
 
 from .errors import GitError
+from .model import SignedObject, Update
 
 BASELINE = "baseline"  # the file in the repository's stepup/ folder that keeps the baseline (SPEC §2)
 GIT_TIMEOUT = 60  # seconds for one git command (the hook's own deadline is shorter and still fires)
@@ -75,30 +75,6 @@ def sha256_refusal() -> str:
             "cannot read; every push is refused")
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
-    """One line of the hook's input: ``<old> <new> <ref>``; ``None`` stands for the zero id."""
-
-    old: str | None
-    new: str | None
-    ref: str
-
-    @property
-    def line(self) -> str:
-        zero = "0" * len(self.old or self.new or "0" * 40)
-        return f"{self.old or zero} {self.new or zero} {self.ref}"
-
-
-@dataclass(frozen=True, slots=True)
-class SignedObject:
-    """An object's signature and the exact bytes it signs (``signature`` is None when unsigned)."""
-
-    oid: str
-    kind: str  # "commit" or "tag"
-    signature: bytes | None
-    payload: bytes
-
-
 def parse_updates(text: str) -> list[Update]:
     """Parse the pre-receive input strictly; any malformed line rejects the whole input.
 
@@ -115,9 +91,10 @@ def parse_updates(text: str) -> list[Update]:
         old, new, ref = parts
         if len(old) != len(new) or not ref.startswith("refs/") or any(ord(c) < 33 for c in ref):
             raise GitError(f"input line {number} is not '<old-id> <new-id> <ref>': {line[:80]!r}")
-        if set(old) == {"0"} and set(new) == {"0"}:
+        update = Update.from_ids(old, new, ref)
+        if update.old is None and update.new is None:
             raise GitError(f"input line {number} has two zero ids for {ref}")
-        updates.append(Update(None if set(old) == {"0"} else old, None if set(new) == {"0"} else new, ref))
+        updates.append(update)
     if not updates:
         raise GitError("no ref updates on the input")
     return updates

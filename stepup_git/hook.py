@@ -21,7 +21,8 @@ from types import FrameType
 from typing import Any, TextIO
 
 from .errors import AuditError, PolicyError, StepupError
-from .gitrepo import Repo, Update
+from .gitrepo import Repo
+from .model import Update
 
 PREFIX = "stepup-git"
 CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
@@ -92,7 +93,7 @@ class _Push:
             log = default_log(self.git_dir)
         if log is None:
             return _Outcome(0 if mode == "audit" else 1, (line,))
-        from .findings import iso
+        from .text import iso
 
         if self.pusher_env is None:
             from .policy import DEFAULT_PUSHER_ENV
@@ -108,9 +109,8 @@ class _Push:
             if update is None:
                 where: dict[str, Any] = {"ref": None, "old": None, "new": None, "action": "unknown"}
             else:
-                zero = "0" * len(update.old or update.new or "")
                 action = "create" if update.old is None else "delete" if update.new is None else "unknown"
-                where = {"ref": update.ref, "old": update.old or zero, "new": update.new or zero, "action": action}
+                where = {"ref": update.ref, "old": update.old_id, "new": update.new_id, "action": action}
             records.append({**common, **where, **rest})
         return _Outcome(0 if mode == "audit" else 1, (line,), tuple(records), log, self.syslog)
 
@@ -176,7 +176,7 @@ def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None
 def _finish(outcome: _Outcome, push: _Push, out: TextIO) -> int:
     """Write the records, then tell the pusher; a record that cannot be written rejects the push
     (warns in audit mode) with one line, and the log is left as it was."""
-    from .findings import visible
+    from .text import visible
 
     code, lines = outcome.code, list(outcome.lines)
     if outcome.records and outcome.log is not None:
@@ -243,7 +243,7 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
     chained_code = _run_chained(chained, raw, env) if chained else 0
 
     from .evaluate import Session, audit_record
-    from .findings import render
+    from .render import render
 
     session = Session.open(policy, repo, state_dir, now=now, shared_dir=shared)
     certificate = None
@@ -322,7 +322,7 @@ def entry(argv: Sequence[str]) -> int:
     if hook_type == "pre-push":
         from .prepush import main as prepush
 
-        return prepush(args[1:])
+        return prepush(args[1:], sys.stdin.read(), os.environ, datetime.now(UTC), sys.stderr)
     stdin = sys.stdin.buffer.read()
     return main(stdin, os.environ, datetime.now(UTC), launcher=launcher)
 

@@ -2,7 +2,7 @@
 
 The steps of §4 are named in the code: (1) match rules by ref, action and changed paths; (2) ``signed``;
 (3) ``step-up``; (4) ``signed-tag``; (5) ``deny``. The push is all-or-nothing (6) and every finding says
-what was required, what was found and the fix (7); rendering is :mod:`stepup_git.findings`' job.
+what was required, what was found and the fix (7); rendering is :mod:`stepup_git.render`'s job.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
-from .findings import MAX_SHOWN, Finding, Proof, RuleResult, Verdict, age, short
-from .gitrepo import Update
+from .model import MAX_SHOWN, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
 from .proofs import tip
 from .proofs.freshness import Freshness
 from .protocols import CertificateProof, Repository, SignatureSource
 from .signatures import Assessment, Keyring, assess
+from .text import age, short
 
 
 @dataclass(frozen=True, slots=True)

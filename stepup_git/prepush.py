@@ -10,28 +10,27 @@ be rejected (``git push --no-verify`` skips it).
 
 from __future__ import annotations
 
-import os
-import sys
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from . import policy as policy_mod
 from .errors import StepupError
 from .evaluate import Session
-from .findings import render
-from .gitrepo import Repo, Update
+from .gitrepo import Repo
 from .hook import shared_cache_dir
+from .model import Update
+from .render import render
 
-ZERO = {"0" * 40, "0" * 64}
 
-
-def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stderr
-    text = sys.stdin.read() if stdin is None else stdin
+def main(argv: list[str], stdin: str, env: Mapping[str, str], now: datetime, out: TextIO) -> int:
+    """``argv``: the remote's name and address, as Git passes them; ``stdin``, ``env`` and ``now`` as
+    read at the hook's edge."""
+    text = stdin
     strict = False
     try:
-        repo = Repo(os.environ.get("GIT_DIR") or ".", env=os.environ, remote=argv[0] if argv else None)
+        repo = Repo(env.get("GIT_DIR") or ".", env=env, remote=argv[0] if argv else None)
         git_dir = Path(repo.path)
         strict = (repo.config("stepup.clientStrict") or "").lower() in ("true", "yes", "on", "1")
         policy_file = policy_mod.configured_policy_path(git_dir, repo.config("stepup.policy"))
@@ -39,25 +38,23 @@ def main(argv: list[str], stdin: str | None = None, out: TextIO | None = None) -
             raise StepupError("no stepup.policy configured in this clone")
         policy = policy_mod.load(policy_file)
         updates = []
-        for line in text.splitlines():
+        for line in text.split("\n"):
             parts = line.split()
             if len(parts) != 4:
                 continue
             _, local, remote_ref, remote = parts
-            updates.append(Update(None if remote in ZERO else remote, None if local in ZERO else local, remote_ref))
+            updates.append(Update.from_ids(remote, local, remote_ref))
         if not updates:
             return 0
-        pusher = os.environ.get("STEPUP_PUSHER") or repo.config("stepup.pusher")
-        now = datetime.now(UTC)
-        session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(os.environ))
+        pusher = env.get("STEPUP_PUSHER") or repo.config("stepup.pusher")
+        session = Session.open(policy, repo, git_dir / "stepup", now=now, shared_dir=shared_cache_dir(env))
         verdicts = session.judge(updates, now=now, pusher=pusher)
     except StepupError as exc:
         print(f"stepup-git (pre-push): cannot predict the server's verdict: {exc}", file=out)
         return 1 if strict else 0
     if all(v.allowed for v in verdicts):
         return 0
-    lines = render(verdicts, mode="enforce")
-    lines[0] = lines[0].replace("stepup-git: push rejected:", "stepup-git (pre-push): the server will likely reject:")
+    lines = render(verdicts, mode="enforce", style="pre-push")
     for line in lines:
         print(line, file=out)
     print("stepup-git (pre-push): a push certificate (git push --signed) is not visible here; if you pushed with "

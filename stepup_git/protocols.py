@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from .gitrepo import SignedObject, Update
+from .model import SignedObject, Update
 from .signatures import Assessment, Verified
 
 

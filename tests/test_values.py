@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stepup_git.findings import BreakGlass, Finding, Proof, RuleResult, Verdict
-from stepup_git.gitrepo import Update
+from stepup_git.model import BreakGlass, Finding, Proof, RuleResult, Update, Verdict
 from stepup_git.policy import Policy, load
 from stepup_git.signatures import Verified
 

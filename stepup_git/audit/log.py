@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuditError
-from ..findings import visible
+from ..text import visible
 
 Record = dict[str, Any]
 

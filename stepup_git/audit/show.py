@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import AuditError
-from ..findings import visible
+from ..text import visible
 from .log import Record, parse_line, short_id
 
 
@@ -93,7 +93,7 @@ def render_table(records: Iterable[Record]) -> str:
     """A fixed-width table: a line per update, under it the error that stopped its judging, each
     rule (``!`` marks one that did not pass) with its reason, and under a rule each proof: owner,
     tier, key id, signing time, kind. Text that is not printable (bytes that were not UTF-8, line
-    separators) shows escaped (see :func:`stepup_git.findings.visible`)."""
+    separators) shows escaped (see :func:`stepup_git.text.visible`)."""
     lines = ["TIME                  PUSHER        REF                         ACTION      DECISION"
              "  OLD..NEW"]
     for r in records:

@@ -13,10 +13,12 @@ from typing import Any
 from .. import policy as policy_mod
 from ..errors import GitError, UsageError
 from ..evaluate import Session
-from ..findings import iso, render
-from ..gitrepo import Repo, Update
+from ..gitrepo import Repo
 from ..hook import shared_cache_dir
+from ..model import Update, is_zero_id
 from ..proofs.pushcert import from_file
+from ..render import render
+from ..text import iso
 
 
 def register(sub: Any) -> None:
@@ -44,10 +46,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    zero = {"0" * 40, "0" * 64}
     repo = Repo(str(args.repo), env=os.environ)
-    old = None if args.old in zero else _resolve(repo, args.old)
-    new = None if args.new in zero else _resolve(repo, args.new)
+    old = None if is_zero_id(args.old) else _resolve(repo, args.old)
+    new = None if is_zero_id(args.new) else _resolve(repo, args.new)
     if old is None and new is None:
         raise UsageError("OLD and NEW cannot both be the zero id")
     return _judge_one(args, Update(old, new, _full_ref(args.ref)), certificate_file=args.push_cert, repo=repo)
@@ -58,7 +59,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     a, sep, b = args.range_.partition("..")
     if not sep or not b:
         raise UsageError(f"--range must be A..B, not {args.range_!r}")
-    old = _resolve(repo, a) if a and a not in ("0" * 40, "0" * 64) else None
+    old = _resolve(repo, a) if a and not is_zero_id(a) else None
     new = _resolve(repo, b)
     ref = _full_ref(args.ref) if args.ref else _head_ref(repo)
     return _judge_one(args, Update(old, new, ref), repo=repo)
@@ -106,7 +107,7 @@ def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Pa
                 "findings": [f.to_json() for r in v.results for f in r.findings]} for v in verdicts]
         print(json.dumps({"allowed": allowed, "now": iso(now), "updates": out}, indent=2))
     else:
-        for line in render(verdicts, mode="enforce", dry_run=True):
+        for line in render(verdicts, mode="enforce", style="dry-run"):
             print(line)
         for v in verdicts:
             for r in v.results:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..findings import age
+from ..text import age
 
 NO_TIME = "SSH signatures carry no time, so they cannot prove freshness"
 

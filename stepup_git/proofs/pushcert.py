@@ -22,9 +22,10 @@ from pathlib import Path
 
 from ..errors import StepupError
 from ..evaluate import Session
-from ..findings import Verdict, age
-from ..gitrepo import Update, split_tag
+from ..gitrepo import split_tag
+from ..model import Update, Verdict
 from ..signatures import Assessment, assess
+from ..text import age
 from .freshness import Freshness
 from .replay import ReplayStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..gitrepo import Update
+from ..model import Update
 from ..policy import Policy
 from ..protocols import Repository, SignatureSource
 from ..signatures import Assessment, Keyring, assess

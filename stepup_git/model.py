@@ -1,0 +1,139 @@
+"""The values that judging works with and produces, frozen and free of I/O: an update of the hook's
+input, a signed object, and the verdict with its rule results, findings and proofs. The hook, ``check``,
+``--json`` and the audit log all render the same values (:mod:`.render`, :mod:`.audit`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from .text import iso
+
+MAX_SHOWN = 5  # findings printed per rule; the rest are counted
+
+
+def is_zero_id(text: str) -> bool:
+    """Git's zero id, of either object format: "no object" in the hook's input."""
+    return len(text) in (40, 64) and text == "0" * len(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One line of the hook's input: ``<old> <new> <ref>``; ``None`` stands for the zero id."""
+
+    old: str | None
+    new: str | None
+    ref: str
+
+    @classmethod
+    def from_ids(cls, old: str, new: str, ref: str) -> Update:
+        """An update from ids as Git writes them, the zero id for "none"."""
+        return cls(None if is_zero_id(old) else old, None if is_zero_id(new) else new, ref)
+
+    @property
+    def zero(self) -> str:
+        return "0" * len(self.old or self.new or "0" * 40)
+
+    @property
+    def old_id(self) -> str:
+        return self.old or self.zero
+
+    @property
+    def new_id(self) -> str:
+        return self.new or self.zero
+
+    @property
+    def line(self) -> str:
+        return f"{self.old_id} {self.new_id} {self.ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedObject:
+    """An object's signature and the exact bytes it signs (``signature`` is None when unsigned)."""
+
+    oid: str
+    kind: str  # "commit" or "tag"
+    signature: bytes | None
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """A proof that counted (or was offered) for a rule: who, with which key, made when."""
+
+    kind: str  # "push-certificate", "tip-signature", "commit-signature", "tag-signature"
+    fingerprint: str
+    owner: str
+    tier: str
+    signed_at: datetime | None
+    object: str | None = None  # the object or certificate blob id
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "signed_at": iso(self.signed_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Why a rule failed for one object: what was required, what was found, and the fix."""
+
+    ref: str
+    rule: str
+    object: str  # "commit 1a2b3c4", "tag v1.2 (1a2b3c4)", "the delete of refs/heads/prod"
+    required: str
+    found: str
+    fix: str
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    reason: str
+    proofs: tuple[Proof, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    failed_count: int = 0  # objects that failed, when more than the findings kept
+    path: str | None = None  # the changed path that made a path rule apply
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.rule, "result": "pass" if self.passed else "fail",
+                               "reason": self.reason, "proofs": [p.to_json() for p in self.proofs]}
+        if self.path is not None:
+            out["path"] = self.path
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BreakGlass:
+    """An emergency override of failing rules by a signed push (see :mod:`stepup_git.breakglass`)."""
+
+    proof: Proof
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, **self.proof.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The judgement of one update."""
+
+    update: Update
+    action: str
+    results: tuple[RuleResult, ...] = ()
+    error: str | None = None  # the update could not be judged (fails closed)
+    notes: tuple[str, ...] = ()
+    break_glass: BreakGlass | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """Every applying rule passed."""
+        return self.error is None and all(r.passed for r in self.results)
+
+    @property
+    def accepted(self) -> bool:
+        """Allowed, or its failures overridden by break-glass."""
+        return self.allowed or self.break_glass is not None
