@@ -146,7 +146,8 @@ class _Watchdog:
 
 
 class Database:
-    """One connection to the state database, opened on first use and reopened after a failure.
+    """One connection to the state database, opened on first use and reopened after a failure (or
+    after the server dropped it while idle); for one thread at a time, like the hook that holds it.
 
     ``deadline`` is a :func:`time.monotonic` instant no transaction may outlive; the caller may move it
     (the hook gives the audit write its own time once judging is done)."""
