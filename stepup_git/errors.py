@@ -29,3 +29,7 @@ class SignatureError(StepupError):
 
 class AuditError(StepupError):
     """The audit record cannot be written or read."""
+
+
+class StateError(StepupError):
+    """The shared state database (SPEC §11) is unreachable, refuses the login, is too slow or fails."""
