@@ -17,7 +17,7 @@ import pytest
 from stepup_git.audit.log import GENESIS, append, canonical
 from stepup_git.audit.verify import Head, verify
 from stepup_git.errors import AuditError, StateError, StepupError
-from stepup_git.pushcert import ReplayStore
+from stepup_git.proofs.replay import ReplayStore
 from stepup_git.state import names_database
 from stepup_git.state.migrate import migrate
 from stepup_git.state.postgres import (
@@ -395,7 +395,7 @@ def test_a_migration_keeps_the_chain_and_the_used_certificates(state_db: str, tm
         moved = migrate(db, REPO, log_path=log, replay_path=replay)
         assert (moved.records, moved.copied, moved.certificates, moved.head) == (5, 5, 3, written[-1]["hash"])
         chain = PostgresAuditLog(db, REPO)
-        assert chain.verify(Head(written[-1]["hash"], 5)).message == \
+        assert chain.verify(Head(str(written[-1]["hash"]), 5)).message == \
             "audit log intact: 5 records, ending in the given head"
         assert list(chain.read()) == written
         store = PostgresReplayStore(db, REPO)

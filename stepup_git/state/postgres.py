@@ -279,7 +279,7 @@ def _scalar(cur: Cursor) -> Any:
 
 
 class PostgresReplayStore:
-    """The replay store of :class:`stepup_git.pushcert.ReplayStore`, shared by every server of a
+    """The replay store of :class:`stepup_git.proofs.replay.ReplayStore`, shared by every server of a
     repository: the same ``claim`` and ``release``. A certificate is refused when its identity (what
     it signs) or its blob id (rows from a local store older than identities) is already held; the
     claim is one ``INSERT … ON CONFLICT DO NOTHING``, so of two servers claiming at once exactly one
