@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
+from .fixes import resign_fix, step_up_fix
 from .model import MAX_SHOWN, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
 from .proofs import tip
@@ -135,7 +136,7 @@ class Judge:
                 failures.append((oid, problem))
         if failed:
             # one fix for all of them: amend when only the tip fails, else re-sign from below the oldest
-            fix = _resign_fix(failed == 1 and oldest_failed == tip,
+            fix = resign_fix(failed == 1 and oldest_failed == tip,
                               old or self.repo.first_parent(oldest_failed or ""), rule.tier)
             findings = tuple(Finding(
                 update.ref, rule.name, f"commit {short(oid)}",
@@ -203,7 +204,7 @@ class Judge:
         if len(counted) and rule.signers > 1:
             found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
         finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
-                          found="; ".join(found) or "no proof", fix=_step_up_fix(rule, update, action))
+                          found="; ".join(found) or "no proof", fix=step_up_fix(rule, update, action))
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
                           failed_count=1)
 
@@ -301,36 +302,3 @@ def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:
     key: Key | None = a.key
     assert key is not None
     return Proof(kind, key.id, key.owner, key.tier, a.signed_at, obj)
-
-
-def _resign_fix(only_tip: bool, base: str | None, tier: str) -> str:
-    how = f"sign with a policy key of tier {tier} or higher (git config user.signingkey <key id>)"
-    if only_tip:
-        return f"{how}: git commit --amend --no-edit -S, then push again"
-    onto = short(base) if base else "--root"
-    return (f"{how}: git rebase --rebase-merges --exec 'git commit --amend --no-edit -S' {onto}, "
-            "then push again")
-
-
-def _step_up_fix(rule: Rule, update: Update, action: str) -> str:
-    assert rule.tier is not None
-    key = f"a key of tier {rule.tier} or higher" + (" that is yours" if rule.bind_pusher else "")
-    branch = update.ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
-    if action == "delete" or rule.proofs == ("push-certificate",):
-        target = f":{branch}" if action == "delete" else branch
-        cmd = f"git push --signed{' --force' if action == 'force-push' else ''} origin {target}"
-        return f"sign the push with {key}: git config user.signingkey <key id>, then {cmd}"
-    force = " --force" if action == "force-push" else ""
-    if "push-certificate" not in rule.proofs:
-        fix = (f"re-sign the tip with {key} (git config user.signingkey <key id>): "
-               f"git commit --amend --no-edit -S, then {'git push --force' if force else 'push'} within "
-               f"{age(rule.fresh_within)}")
-        if rule.signers > 1:
-            fix += f"; {rule.signers} different keys must each prove"
-        return fix
-    fix = (f"sign the push with {key}: git config user.signingkey <key id>, then git push --signed{force}; "
-           f"or re-sign the tip now: git commit --amend --no-edit -S, then {'git push --force' if force else 'push'}")
-    if rule.signers > 1:
-        fix += (f"; {rule.signers} different people must each prove: e.g. one signs the tip commit "
-                "(git commit --amend --no-edit -S) and another pushes it with git push --signed")
-    return fix

@@ -1,0 +1,40 @@
+"""The ``fix:`` line of a finding: the command that, followed, makes the same push pass."""
+
+from __future__ import annotations
+
+from .model import Update
+from .policy import Rule
+from .text import age, short
+
+
+def resign_fix(only_tip: bool, base: str | None, tier: str) -> str:
+    how = f"sign with a policy key of tier {tier} or higher (git config user.signingkey <key id>)"
+    if only_tip:
+        return f"{how}: git commit --amend --no-edit -S, then push again"
+    onto = short(base) if base else "--root"
+    return (f"{how}: git rebase --rebase-merges --exec 'git commit --amend --no-edit -S' {onto}, "
+            "then push again")
+
+
+def step_up_fix(rule: Rule, update: Update, action: str) -> str:
+    assert rule.tier is not None
+    key = f"a key of tier {rule.tier} or higher" + (" that is yours" if rule.bind_pusher else "")
+    branch = update.ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    if action == "delete" or rule.proofs == ("push-certificate",):
+        target = f":{branch}" if action == "delete" else branch
+        cmd = f"git push --signed{' --force' if action == 'force-push' else ''} origin {target}"
+        return f"sign the push with {key}: git config user.signingkey <key id>, then {cmd}"
+    force = " --force" if action == "force-push" else ""
+    if "push-certificate" not in rule.proofs:
+        fix = (f"re-sign the tip with {key} (git config user.signingkey <key id>): "
+               f"git commit --amend --no-edit -S, then {'git push --force' if force else 'push'} within "
+               f"{age(rule.fresh_within)}")
+        if rule.signers > 1:
+            fix += f"; {rule.signers} different people must each prove"
+        return fix
+    fix = (f"sign the push with {key}: git config user.signingkey <key id>, then git push --signed{force}; "
+           f"or re-sign the tip now: git commit --amend --no-edit -S, then {'git push --force' if force else 'push'}")
+    if rule.signers > 1:
+        fix += (f"; {rule.signers} different people must each prove: e.g. one signs the tip commit "
+                "(git commit --amend --no-edit -S) and another pushes it with git push --signed")
+    return fix
