@@ -20,12 +20,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from .chained import chained_hook_beside, run_chained
+from .environment import pusher_from, shared_cache_dir
 from .errors import AuditError, PolicyError, StepupError
 from .gitrepo import Repo
 from .model import Update
 
 PREFIX = "stepup-git"
-CHAINED = "pre-receive.stepup-chained"  # where install --chain keeps a foreign pre-receive hook
 DEFAULT_TIMEOUT = 120
 TIMED_OUT = "the policy check did not finish in time"
 
@@ -113,32 +114,6 @@ class _Push:
                 where = {"ref": update.ref, "old": update.old_id, "new": update.new_id, "action": action}
             records.append({**common, **where, **rest})
         return _Outcome(0 if mode == "audit" else 1, (line,), tuple(records), log, self.syslog)
-
-
-def shared_cache_dir(env: Mapping[str, str]) -> Path | None:
-    """The server user's cache folder for what depends only on content (keyring homes, compiled path
-    patterns), so a new repository does not build them again; None when there is no private one."""
-    base = env.get("XDG_CACHE_HOME") or (str(Path(env["HOME"]) / ".cache") if env.get("HOME") else "")
-    if not base or not os.path.isabs(base):
-        return None
-    path = Path(base) / "stepup-git"
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.stat()
-    except OSError:
-        return None
-    if info.st_uid != os.getuid() or info.st_mode & 0o022 or not os.access(path, os.W_OK | os.X_OK):
-        return None  # not ours alone: keep everything in the repository's own folder
-    return path
-
-
-def pusher_from(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    """The first set, non-empty variable of ``names`` (SPEC §5.4)."""
-    for name in names:
-        value = env.get(name, "").strip()
-        if value:
-            return value
-    return None
 
 
 def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None = None,
@@ -239,8 +214,8 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
 
     pusher = pusher_from(env, policy.settings.pusher_env)
 
-    chained = repo.config("stepup.chain") or _beside(launcher)
-    chained_code = _run_chained(chained, raw, env) if chained else 0
+    chained = repo.config("stepup.chain") or chained_hook_beside(launcher)
+    chained_code = run_chained(chained, raw, env) if chained else 0
 
     from .evaluate import Session, audit_record
     from .render import render
@@ -279,26 +254,6 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
                  *(line for line in lines if not line.startswith(f"{PREFIX}: push accepted"))]
     # No enforcement decision without its record: written (after the deadline is disarmed) by _finish.
     return _Outcome(0 if accepted else 1, tuple(lines), tuple(records), push.log, push.syslog)
-
-
-def _beside(launcher: Path | None) -> str | None:
-    """A hook that install --chain moved aside next to the launcher (a hooks folder shared by many
-    repositories, whose own config may not name it)."""
-    if launcher is None:
-        return None
-    candidate = launcher.parent / CHAINED
-    return str(candidate) if candidate.is_file() else None
-
-
-def _run_chained(path: str, raw: bytes, env: Mapping[str, str]) -> int:
-    """Run the pre-receive hook that stepup-git was installed in front of, with the same input."""
-    import subprocess
-
-    try:
-        proc = subprocess.run([path], input=raw, env=dict(env), check=False, stdout=sys.stderr)
-    except OSError as exc:
-        raise StepupError(f"cannot run the chained pre-receive hook {path}: {exc.strerror}") from None
-    return proc.returncode
 
 
 HOOK_TYPES = ("pre-receive", "pre-push")

@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 
 from . import layouts
+from .chained import CHAINED
 from .errors import GitError, PolicyError, StepupError, UsageError
 from .gitrepo import BASELINE, Repo, UnsupportedRepository
-from .hook import CHAINED
 from .policy import load
 from .policy.check import check_policy
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TextIO
 
 from . import policy as policy_mod
+from .environment import shared_cache_dir
 from .errors import StepupError
 from .evaluate import Session
 from .gitrepo import Repo
-from .hook import shared_cache_dir
 from .model import Update
 from .render import render
 

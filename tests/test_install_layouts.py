@@ -9,7 +9,7 @@ from support import run
 from support.keys import People, key_toml, signed_policy
 from support.repos import Clone, Server
 
-from stepup_git.hook import CHAINED
+from stepup_git.chained import CHAINED
 from stepup_git.policy import load_with_warnings
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import policy as policy_mod
+from ..environment import shared_cache_dir
 from ..errors import GitError, UsageError
 from ..evaluate import Session
 from ..gitrepo import Repo
-from ..hook import shared_cache_dir
 from ..model import Update, is_zero_id
 from ..proofs.pushcert import from_file
 from ..render import render
