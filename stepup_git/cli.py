@@ -9,16 +9,17 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import __version__, cli_audit, demo, install, keys
-from . import policy as policy_mod
+from . import __version__
 from .errors import GitError, StepupError, UsageError
-from .evaluate import Session
-from .findings import iso, render
-from .gitrepo import Repo, Update
 from .hook import entry, shared_cache_dir
-from .policycheck import check_policy
-from .pushcert import from_file
+
+if TYPE_CHECKING:
+    from .gitrepo import Repo, Update
+
+# The hook is dispatched before the parser is built: what only the other subcommands use (install,
+# keys, demo, audit, policy check, the TOML writer they pull in) is imported where they are built or run.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="stepup-git", description="Step-up authentication for Git pushes.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"stepup-git {__version__}")
+    from . import cli_audit, demo, install, keys
+
     sub = parser.add_subparsers(metavar="COMMAND", parser_class=_Parser)
     install.register(sub)
 
@@ -101,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
+    from .policycheck import check_policy
+
     if not args.file.is_file():
         raise UsageError(f"cannot read the policy {args.file}: no such file")
     problems, warnings = check_policy(args.file)
@@ -116,6 +121,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .gitrepo import Repo, Update
+
     zero = {"0" * 40, "0" * 64}
     repo = Repo(str(args.repo), env=os.environ)
     old = None if args.old in zero else _resolve(repo, args.old)
@@ -126,6 +133,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from .gitrepo import Repo, Update
+
     repo = Repo(str(args.repo), env=os.environ)
     a, sep, b = args.range_.partition("..")
     if not sep or not b:
@@ -158,6 +167,12 @@ def _head_ref(repo: Repo) -> str:
 
 def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Path | None = None,
                repo: Repo | None = None) -> int:
+    from . import policy as policy_mod
+    from .evaluate import Session
+    from .findings import iso, render
+    from .gitrepo import Repo
+    from .pushcert import from_file
+
     repo = repo or Repo(str(args.repo), env=os.environ)
     repo.pretend_absent(update.ref)  # where the ref stands is the update's old
     git_dir = Path(repo.path)
