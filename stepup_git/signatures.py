@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import gnupg
-
 from . import process, sequoia
 from .errors import SignatureError
 from .keyring import Keyring, ssh_principal
@@ -150,6 +148,8 @@ class Verifier:
         if self._gpg is None:
             if shutil.which("gpg") is None:
                 raise SignatureError("gpg is not installed on the server (install gnupg)")
+            import gnupg  # only for what Sequoia leaves to gpg: most pushes never need it
+
             self._gpg = gnupg.GPG(gnupghome=str(self.keyring.home), options=["--no-autostart"])
         with tempfile.NamedTemporaryFile(prefix="stepup-sig-", suffix=".asc") as f:
             f.write(signature)
