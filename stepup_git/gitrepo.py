@@ -548,36 +548,35 @@ def split_commit(raw: bytes, *, sha256: bool = False) -> tuple[bytes | None, byt
     # empty line every line is a header).
     at = raw.find(b"\n\n")
     end = 0 if raw.startswith(b"\n") else len(raw) if at < 0 else at + 1
+    header = raw[:end]
     kept: list[bytes] = []
-    signature: list[bytes] = []
-    headers = 0
-    inside: bytes | None = None  # the signature header whose continuation lines follow, if any
-    for line in _header_lines(raw[:end]):
-        if inside is not None and line.startswith(b" "):
-            if inside == own:
-                signature.append(line[1:])
-            continue
-        inside = None
-        if line.startswith(own):
-            headers += 1
-            signature.append(line[len(own) :])
-            inside = own
-        elif line.startswith(b"gpgsig"):
-            inside = b"gpgsig"  # the other format's signature (or a stray one): not part of the payload
-        else:
-            kept.append(line)
-    payload = b"".join(kept) + raw[end:]
-    if headers != 1:
+    signatures: list[bytes] = []
+    start = 0  # where the header not yet kept begins
+    at = 0 if header.startswith(b"gpgsig") else _next_signature_header(header, 0)
+    while at >= 0:
+        block = _SIGNATURE_HEADER.match(header, at)
+        assert block is not None  # the line starts with "gpgsig"
+        kept.append(header[start:at])
+        if header.startswith(own, at):
+            signatures.append(header[at + len(own) : block.end()])
+        start = block.end()
+        at = _next_signature_header(header, start)
+    if not start:
+        return None, raw  # no signature header: the payload is the whole commit
+    payload = b"".join(kept) + header[start:] + raw[end:]
+    if len(signatures) != 1:
         return None, payload
-    block = b"".join(signature)
-    return (block if block.endswith(b"\n") else block + b"\n"), payload
+    # a continuation line carries one space more than the line it continues
+    signature = signatures[0].replace(b"\n ", b"\n")
+    return (signature if signature.endswith(b"\n") else signature + b"\n"), payload
 
 
-def _header_lines(header: bytes) -> Iterator[bytes]:
-    """The lines of a commit's header, each with its newline (the last one may have none)."""
-    start = 0
-    while start < len(header):
-        stop = header.find(b"\n", start)
-        stop = len(header) if stop < 0 else stop + 1
-        yield header[start:stop]
-        start = stop
+def _next_signature_header(header: bytes, start: int) -> int:
+    """Where the next header line from ``start`` (a line's start) whose name starts with "gpgsig"
+    begins, or -1."""
+    at = header.find(b"\ngpgsig", start - 1) if start else header.find(b"\ngpgsig")
+    return at + 1 if at >= 0 else -1
+
+
+# A header line whose name starts with "gpgsig", with its continuation lines (each starts with a space).
+_SIGNATURE_HEADER = re.compile(rb"gpgsig[^\n]*(?:\n|\Z)(?: [^\n]*(?:\n|\Z))*")
