@@ -36,6 +36,7 @@ Answer = tuple[str, Any] | None  # ("good", details), ("unknown", issuer id), or
 
 STRONG_HASHES = frozenset({"SHA224", "SHA256", "SHA384", "SHA512", "SHA3_256", "SHA3_512"})
 PARALLEL_MIN = 512  # below this many signatures, forking workers costs more than it saves
+PARALLEL_CORES = 3  # on fewer cores, handing signatures to workers costs what the second core gives (bench/)
 _ACTIVE: SequoiaVerifier | None = None  # the verifier forked workers inherit
 
 
@@ -103,7 +104,7 @@ class SequoiaVerifier:
     def verify_many(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[Answer]:
         """Verify many signatures, on every core when there are enough to pay for the workers."""
         workers = min(os.cpu_count() or 1, 8)
-        if len(pairs) < PARALLEL_MIN or workers < 2:
+        if len(pairs) < PARALLEL_MIN or workers < PARALLEL_CORES:
             return [self.verify(sig, payload) for sig, payload in pairs]
         if self._pool is None:
             global _ACTIVE
