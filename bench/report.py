@@ -241,8 +241,8 @@ def report(res: Results, facts: list[str], builds: list[dict[str, float]]) -> st
             )
         one_ref, many = hooks.get(1), hooks.get(count)
         if one_ref is not None and many is not None:
-            lines += ["", f"- The push of {count:,} refs costs the hook {(many - one_ref) * 1000:.0f} ms more than "
-                      f"a push of one ({(many - one_ref) * 1000 / max(count - 1, 1):.2f} ms per further ref)."]
+            lines += ["", f"- Hook time: {one_ref * 1000:.0f} ms for a push of one ref, {many * 1000:.0f} ms for "
+                      f"{count:,} ({(many - one_ref) * 1000 / max(count - 1, 1):+.2f} ms per further ref)."]
 
     if res.stepup_error:
         lines.append(f"- stepup-git configuration unavailable: {res.stepup_error}")

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -109,13 +110,13 @@ class Bench:
         done.write_text(listing)
         return repo
 
-    def floor(self, n: int, repeat: int) -> tuple[float, float]:
-        """(walk, verify) seconds of ``bench/floor.py`` for the ``n``-commit source, in the interpreter of
-        the stepup-git install (its pygit2 and pysequoia), each the median of ``repeat`` runs."""
+    def floor(self, n: int) -> tuple[float, float]:
+        """(walk, verify) seconds of one run of ``bench/floor.py`` on the ``n``-commit source, in the
+        interpreter of the stepup-git install (its pygit2 and pysequoia)."""
         python = self.stepup_bin.parent / "python"
         out = build.run(
             [str(python), "-I", str(BENCH / "floor.py"), str(self.source(n)), str(n),
-             str(self.work / "key" / "public.asc"), str(repeat)],
+             str(self.work / "key" / "public.asc")],
             env=self.env,
         )
         found = json.loads(out.decode().strip().splitlines()[-1])
@@ -210,6 +211,7 @@ def measure(bench: Bench, args: argparse.Namespace) -> Results:
     print("warm-up push per configuration", flush=True)
     for config in CONFIGS:
         bench.one_push(config, sources[min(args.sizes)])
+    floors: dict[int, list[tuple[float, float]]] = {}
     for n in args.sizes:
         for rep in range(args.repeat):
             for config in CONFIGS:
@@ -221,6 +223,14 @@ def measure(bench: Bench, args: argparse.Namespace) -> Results:
                 res.table.setdefault((n, config), Samples()).pushes.append(push)
                 state = "ok" if push.ok else f"REJECTED: {push.message}"
                 print(f"N={n:>6} run {rep + 1} {LABELS[config]:>10}: {push.seconds:8.3f} s {state}", flush=True)
+            # the floor between the pushes of the same size, so that it sees the same load on the machine
+            walk, verify = bench.floor(n)
+            floors.setdefault(n, []).append((walk, verify))
+            print(f"N={n:>6} run {rep + 1} {'floor':>10}: walk {walk:.3f} s + verify {verify:.3f} s", flush=True)
+        res.floor[n] = (
+            statistics.median(w for w, _ in floors[n]),
+            statistics.median(v for _, v in floors[n]),
+        )
     if res.repush_size:
         for drop_first, store in ((False, res.repush), (True, res.repush_dropped)):
             for rep in range(args.repeat):
@@ -236,10 +246,6 @@ def measure(bench: Bench, args: argparse.Namespace) -> Results:
                         f"{LABELS[config]:>10}: first {pair[0].seconds:.3f} s, re-push {pair[1].seconds:.3f} s",
                         flush=True,
                     )
-    for n in args.sizes:
-        walk, verify = bench.floor(n, args.repeat)
-        res.floor[n] = (walk, verify)
-        print(f"floor N={n:>6}: walk {walk:.3f} s + verify {verify:.3f} s", flush=True)
     if args.refs:
         src = bench.tagged_source(args.refs_history, args.refs)
         res.refs = (args.refs_history, args.refs)
