@@ -11,7 +11,6 @@ SHA-1, and whether SHA-1 counts is the policy's choice, ``settings.allow_sha1``)
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -107,6 +106,8 @@ class SequoiaVerifier:
         if len(pairs) < PARALLEL_MIN or workers < PARALLEL_CORES:
             return [self.verify(sig, payload) for sig, payload in pairs]
         if self._pool is None:
+            import multiprocessing  # only where workers pay (see PARALLEL_CORES)
+
             global _ACTIVE
             _ACTIVE = self
             self._pool = multiprocessing.get_context("fork").Pool(workers)
