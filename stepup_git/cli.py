@@ -9,17 +9,18 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import __version__
+from . import policy as policy_mod
 from .errors import GitError, StepupError, UsageError
+from .evaluate import Session
+from .findings import iso, render
+from .gitrepo import Repo, Update
 from .hook import entry, shared_cache_dir
 
-if TYPE_CHECKING:
-    from .gitrepo import Repo, Update
-
 # The hook is dispatched before the parser is built: what only the other subcommands use (install,
-# keys, demo, audit, policy check, the TOML writer they pull in) is imported where they are built or run.
+# keys, demo, the audit commands, policy check, push-certificate files, the TOML writer they pull in)
+# is imported where they are built or run. What is imported above, every push needs anyway.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,8 +122,6 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .gitrepo import Repo, Update
-
     zero = {"0" * 40, "0" * 64}
     repo = Repo(str(args.repo), env=os.environ)
     old = None if args.old in zero else _resolve(repo, args.old)
@@ -133,8 +132,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .gitrepo import Repo, Update
-
     repo = Repo(str(args.repo), env=os.environ)
     a, sep, b = args.range_.partition("..")
     if not sep or not b:
@@ -167,10 +164,6 @@ def _head_ref(repo: Repo) -> str:
 
 def _judge_one(args: argparse.Namespace, update: Update, *, certificate_file: Path | None = None,
                repo: Repo | None = None) -> int:
-    from . import policy as policy_mod
-    from .evaluate import Session
-    from .findings import iso, render
-    from .gitrepo import Repo
     from .pushcert import from_file
 
     repo = repo or Repo(str(args.repo), env=os.environ)
