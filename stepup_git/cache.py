@@ -4,7 +4,8 @@
 verification is a pure function of the object's bytes (named by its id), the keyring and the policy's
 SSH keys, so a hit under the same digests is the same answer. SQLite is opened only for a batch of at
 least ``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies them sooner than SQLite opens.
-(Walks and ancestry are not cached: libgit2 answers them in-process faster than a cache file is read.)
+(Walks and ancestry are not cached: libgit2 answers them in-process, a fast-forward check in about
+6 µs per commit between old and new; see bench/README.md.)
 
 It only ever saves work. Anything going wrong with the cache file disables it for the push; it never
 decides a push.
@@ -15,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
+from dataclasses import fields
+from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .signatures import Verified
@@ -24,6 +28,18 @@ from .signatures import Verified
 TABLE = "verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))"
 FLUSH_EVERY = 2000
 BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
+_FIELDS = tuple(f.name for f in fields(Verified))
+
+
+def encode(verified: Verified) -> str:
+    """A verification as the JSON that :meth:`Verified.from_json` reads. Its fields are flat values, so
+    they are read one by one: ``Verified.to_json``'s ``asdict`` deep-copies each one, and took a third of
+    the hook's time on a 10,000-commit push."""
+    row: dict[str, Any] = {}
+    for name in _FIELDS:
+        value = getattr(verified, name)
+        row[name] = value.timestamp() if isinstance(value, datetime) else value
+    return json.dumps(row, separators=(",", ":"))
 
 
 class SqliteStore:
@@ -82,7 +98,7 @@ class SqliteStore:
     def put(self, oid: str, verified: Verified) -> None:
         if self._db is None:
             return
-        self._pending.append((oid, self.context, json.dumps(verified.to_json(), separators=(",", ":"))))
+        self._pending.append((oid, self.context, encode(verified)))
         if len(self._pending) >= FLUSH_EVERY:
             self.flush()
 

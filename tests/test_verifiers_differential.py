@@ -572,6 +572,7 @@ def test_verify_many_in_worker_pool_matches_gpg(world: World, fast_verifier: Ver
     if min(os.cpu_count() or 1, 8) < 2:
         pytest.skip("one CPU: verify_many never forks workers here")
     monkeypatch.setattr(sequoia, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(sequoia, "PARALLEL_CORES", 2)
     verifier = Verifier(world.policy, world.keyring, world.state, fast=True)
     before = set(multiprocessing.active_children())
     try:

@@ -11,7 +11,6 @@ SHA-1, and whether SHA-1 counts is the policy's choice, ``settings.allow_sha1``)
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ Answer = tuple[str, Any] | None  # ("good", details), ("unknown", issuer id), or
 
 STRONG_HASHES = frozenset({"SHA224", "SHA256", "SHA384", "SHA512", "SHA3_256", "SHA3_512"})
 PARALLEL_MIN = 512  # below this many signatures, forking workers costs more than it saves
+PARALLEL_CORES = 3  # on fewer cores, handing signatures to workers costs what the second core gives (bench/)
 _ACTIVE: SequoiaVerifier | None = None  # the verifier forked workers inherit
 
 
@@ -103,9 +103,11 @@ class SequoiaVerifier:
     def verify_many(self, pairs: Sequence[tuple[bytes, bytes]]) -> list[Answer]:
         """Verify many signatures, on every core when there are enough to pay for the workers."""
         workers = min(os.cpu_count() or 1, 8)
-        if len(pairs) < PARALLEL_MIN or workers < 2:
+        if len(pairs) < PARALLEL_MIN or workers < PARALLEL_CORES:
             return [self.verify(sig, payload) for sig, payload in pairs]
         if self._pool is None:
+            import multiprocessing  # only where workers pay (see PARALLEL_CORES)
+
             global _ACTIVE
             _ACTIVE = self
             self._pool = multiprocessing.get_context("fork").Pool(workers)

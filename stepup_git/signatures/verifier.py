@@ -2,7 +2,7 @@
 
 Verification answers one question: does this signature verify over these exact bytes, and by which
 key, made when? (:class:`~.verified.Verified`). OpenPGP signatures go to Sequoia in-process when it can
-answer (:mod:`.sequoia`), else to gpg, the reference verifier (:mod:`.openpgp`); SSH signatures to
+answer (:mod:`.sequoia`), else to gpg, the reference verifier (:mod:`.gpg`); SSH signatures to
 ``ssh-keygen`` (:mod:`.ssh`). Whether a signature counts is decided once, in :mod:`.assess`, so every
 path gives the same verdict.
 """
@@ -10,14 +10,17 @@ path gives the same verdict.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..policy import Policy
 from . import sequoia
 from .keyring import Keyring
-from .openpgp import PGP_MARK, RESIGN_SHA512, STRONG_DIGESTS, WEAK_DIGESTS, GpgVerifier, packet_digest, signature_bodies
+from .openpgp import PGP_MARK, RESIGN_SHA512, STRONG_DIGESTS, WEAK_DIGESTS, packet_digest, signature_bodies
 from .ssh import SSH_MARK, SshVerifier
 from .verified import Verified
+
+if TYPE_CHECKING:
+    from .gpg import GpgVerifier  # loaded when a signature first needs gpg
 
 
 class Verifier:
@@ -31,7 +34,7 @@ class Verifier:
         self.timeout = timeout
         self.fast = fast  # try the in-process Sequoia verifier first (stepup_git.signatures.sequoia)
         self._fast: Any = None
-        self._gpg = GpgVerifier(keyring, timeout=timeout)
+        self._gpg: GpgVerifier | None = None  # made when a signature first needs gpg
         self._ssh = SshVerifier(policy, keyring, state_dir, timeout=timeout)
 
     def verify_many(self, pairs: list[tuple[bytes, bytes]]) -> list[Verified]:
@@ -91,6 +94,10 @@ class Verifier:
             if answer is not None:
                 return _from_answer(answer, digest)
         # Steps 2 and 3 (gpg's verdict, and what it means) are GpgVerifier.verify's.
+        if self._gpg is None:
+            from .gpg import GpgVerifier
+
+            self._gpg = GpgVerifier(self.keyring, timeout=self.timeout)
         return self._gpg.verify(signature, payload, digest)
 
 
