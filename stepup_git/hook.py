@@ -227,8 +227,8 @@ def _finish(outcome: _Outcome, push: _Push, out: TextIO) -> int:
             elif outcome.log is not None:
                 audit.append(outcome.log, outcome.records, syslog=outcome.syslog)
         except StateError as exc:
-            reason = " ".join(str(exc).split())
-            code, lines = (0 if mode == "audit" else 1), [_fail_line(mode, reason)]
+            reason = " ".join(str(exc).split())  # audit mode warns, and never turns a refusal into an accept
+            code, lines = max(code, 0 if mode == "audit" else 1), [_fail_line(mode, reason)]
             if outcome.log is not None:
                 with suppress(AuditError):  # nowhere left to record it: the pusher is told all the same
                     audit.append(outcome.log, _not_recorded(outcome.records, reason), syslog=outcome.syslog)
