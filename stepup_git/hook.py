@@ -5,7 +5,10 @@ A record therefore always says what Git was told. Fails closed: any error, timeo
 policy rejects the push with one line, and is itself recorded (decision ``error``). In audit mode an
 error inside judging warns and accepts; a policy that cannot be loaded rejects in every mode (the
 hook cannot know what to protect) and is recorded in the repository's default log. A record that
-cannot be written rejects the push (warns in audit mode). Run as ``python -m stepup_git.hook``.
+cannot be written rejects the push (warns in audit mode). When ``settings.state`` names a database
+(SPEC §11), the replay store and the audit chain are there; a push whose state cannot be reached is
+rejected (warned in audit mode) and recorded in the local log, since the database cannot hold it.
+Run as ``python -m stepup_git.hook``.
 """
 
 from __future__ import annotations
@@ -13,18 +16,24 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .chained import chained_hook_beside, run_chained
 from .environment import pusher_from, shared_cache_dir
-from .errors import AuditError, PolicyError, StepupError
+from .errors import AuditError, PolicyError, StateError, StepupError
 from .gitrepo import Repo
 from .model import Update
+
+if TYPE_CHECKING:
+    from .policy import Settings
+    from .state.postgres import PostgresAuditLog, PostgresReplayStore
 
 PREFIX = "stepup-git"
 DEFAULT_TIMEOUT = 120
@@ -66,6 +75,7 @@ class _Outcome:
     records: tuple[dict[str, Any], ...] = ()
     log: Path | None = None
     syslog: bool = False
+    chain: PostgresAuditLog | None = None  # the shared audit chain, instead of ``log`` (which is then the fallback)
 
 
 class _Push:
@@ -80,10 +90,29 @@ class _Push:
         self.pusher_env: tuple[str, ...] | None = None
         self.log: Path | None = None  # the policy's audit log once the policy has loaded
         self.syslog = False
+        self.chain: PostgresAuditLog | None = None  # the shared audit chain when the policy names a database
+        self.timeout = float(DEFAULT_TIMEOUT)
 
-    def failed(self, reason: str, *, mode: str | None = None) -> _Outcome:
+    def open_state(self, settings: Settings, git_dir: Path) -> PostgresReplayStore:
+        """The shared state (SPEC §11): one connection for the push, bounded by the hook's timeout
+        (opened on first use); the audit chain goes there, and the replay store it returns."""
+        from .state import repository_name
+        from .state.postgres import Database, PostgresAuditLog, PostgresReplayStore
+
+        assert settings.state is not None
+        db = Database(settings.state, deadline=time.monotonic() + self.timeout)
+        name = repository_name(settings.repository, git_dir)
+        self.chain = PostgresAuditLog(db, name)
+        return PostgresReplayStore(db, name)
+
+    def close_state(self) -> None:
+        if self.chain is not None:
+            self.chain.db.close()
+
+    def failed(self, reason: str, *, mode: str | None = None, local: bool = False) -> _Outcome:
         """One line for the pusher and an ``error`` record per update (one for the input as a whole
-        when it could not be read), in the policy's log or else the repository's default log."""
+        when it could not be read), in the shared chain (unless ``local``: the database is what
+        failed), else the policy's log or the repository's default log."""
         mode = mode or self.mode
         reason = " ".join(reason.split())
         line = _fail_line(mode, reason)
@@ -113,7 +142,8 @@ class _Push:
                 action = "create" if update.old is None else "delete" if update.new is None else "unknown"
                 where = {"ref": update.ref, "old": update.old_id, "new": update.new_id, "action": action}
             records.append({**common, **where, **rest})
-        return _Outcome(0 if mode == "audit" else 1, (line,), tuple(records), log, self.syslog)
+        chain = None if local else self.chain
+        return _Outcome(0 if mode == "audit" else 1, (line,), tuple(records), log, self.syslog, chain)
 
 
 def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None = None,
@@ -133,10 +163,13 @@ def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None
         finally:
             alarm.disarm()  # from here on nothing can fire: what is recorded is what Git is told
     except _Deadline:
+        push.close_state()  # a transaction may have been cut off half way: the next one needs a new connection
         outcome = push.failed(TIMED_OUT)
     except PolicyError as exc:  # the hook cannot know what to protect: rejected whatever the mode
         more = len(exc.problems) - 1
         outcome = push.failed(str(exc) + (f" (and {more} more problem(s))" if more > 0 else ""), mode="enforce")
+    except StateError as exc:  # the database cannot hold the record of its own failure
+        outcome = push.failed(str(exc), local=True)
     except StepupError as exc:
         outcome = push.failed(str(exc))
     except Exception as exc:  # fail closed on anything unforeseen, without a traceback
@@ -145,26 +178,46 @@ def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None
 
             traceback.print_exc(file=out)
         outcome = push.failed(f"internal error ({type(exc).__name__}: {exc})")
-    return _finish(outcome, push, out)
+    try:
+        return _finish(outcome, push, out)
+    finally:
+        push.close_state()
 
 
 def _finish(outcome: _Outcome, push: _Push, out: TextIO) -> int:
     """Write the records, then tell the pusher; a record that cannot be written rejects the push
-    (warns in audit mode) with one line, and the log is left as it was."""
+    (warns in audit mode) with one line, and the log is left as it was. A record the state
+    database cannot take is recorded as an ``error`` in the local log instead."""
     from .text import visible
 
     code, lines = outcome.code, list(outcome.lines)
-    if outcome.records and outcome.log is not None:
+    if outcome.records and (outcome.chain is not None or outcome.log is not None):
         from . import audit
 
+        mode = "audit" if outcome.records[0].get("mode") == "audit" else "enforce"
         try:
-            audit.append(outcome.log, outcome.records, syslog=outcome.syslog)
+            if outcome.chain is not None:
+                outcome.chain.db.deadline = time.monotonic() + push.timeout  # the write's own time
+                outcome.chain.append(outcome.records, syslog=outcome.syslog)
+            elif outcome.log is not None:
+                audit.append(outcome.log, outcome.records, syslog=outcome.syslog)
+        except StateError as exc:
+            reason = " ".join(str(exc).split())  # audit mode warns, and never turns a refusal into an accept
+            code, lines = max(code, 0 if mode == "audit" else 1), [_fail_line(mode, reason)]
+            if outcome.log is not None:
+                with suppress(AuditError):  # nowhere left to record it: the pusher is told all the same
+                    audit.append(outcome.log, _not_recorded(outcome.records, reason), syslog=outcome.syslog)
         except AuditError as exc:
-            mode = "audit" if outcome.records[0].get("mode") == "audit" else "enforce"
             code, lines = (0 if mode == "audit" else 1), [_fail_line(mode, " ".join(str(exc).split()))]
     for line in lines:
         print(visible(line), file=out)
     return code
+
+
+def _not_recorded(records: Sequence[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    """The records the state database could not take, as ``error`` records for the local log."""
+    return [{**r, "decision": "error", "error": f"{r['error']}; {reason}" if r.get("error") else reason}
+            for r in records]
 
 
 def _fail_line(mode: str, reason: str) -> str:
@@ -210,7 +263,11 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
     if mode not in policy_mod.MODES:
         raise PolicyError([f"git config stepup.mode is {mode!r}; use enforce or audit"])
     push.mode = mode
-    alarm.arm(int(policy.settings.timeout.total_seconds()))
+    push.timeout = policy.settings.timeout.total_seconds()
+    alarm.arm(int(push.timeout))
+    from .state import names_database
+
+    replay = push.open_state(policy.settings, git_dir) if names_database(policy.settings.state) else None
 
     pusher = pusher_from(env, policy.settings.pusher_env)
 
@@ -225,7 +282,7 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
     if env.get("GIT_PUSH_CERT", "").strip():  # only signed pushes load the certificate machinery
         from .proofs.pushcert import from_environment
 
-        certificate = from_environment(env, session, now)
+        certificate = from_environment(env, session, now, replay)
     verdicts = session.judge(updates, now=now, pusher=pusher, push_cert=certificate)
     if policy.settings.break_glass is not None:
         from .breakglass import apply
@@ -253,7 +310,7 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
         lines = [f"{PREFIX}: push rejected: the chained pre-receive hook {chained} exited {chained_code}",
                  *(line for line in lines if not line.startswith(f"{PREFIX}: push accepted"))]
     # No enforcement decision without its record: written (after the deadline is disarmed) by _finish.
-    return _Outcome(0 if accepted else 1, tuple(lines), tuple(records), push.log, push.syslog)
+    return _Outcome(0 if accepted else 1, tuple(lines), tuple(records), push.log, push.syslog, push.chain)
 
 
 HOOK_TYPES = ("pre-receive", "pre-push")

@@ -1,7 +1,8 @@
 """``stepup-git install``: put the hook in front of repositories, idempotently.
 
 Sets ``stepup.policy`` (and ``stepup.mode`` with ``--mode``), a random per-repository
-``receive.certNonceSeed`` (a shared seed lets a nonce from one repository pass in another), a
+``receive.certNonceSeed`` (a shared seed lets a nonce from one repository pass in another; the
+replicas of one repository share theirs, from ``--nonce-seed-file``), a
 ``receive.certNonceSlop`` no larger than the default freshness window, and
 ``receive.advertisePushOptions``. A foreign pre-receive hook is never replaced silently: with
 ``--chain`` it is kept beside ours and run first with the same input.
@@ -24,8 +25,34 @@ from .policy.check import check_policy
 
 MARKER = "stepup-git hook launcher"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
+MIN_SEED = 32  # bytes of a nonce seed given in a file: as many as the random one install makes has
 
 
+
+def read_nonce_seed(path: Path) -> str:
+    """The nonce seed kept in ``path`` (its content, the final newline left out), which the replicas of a
+    repository share (SPEC §11). The file must be private to its owner and the seed at least
+    ``MIN_SEED`` bytes; ``UsageError`` otherwise."""
+    try:
+        info = path.stat()
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the nonce seed file {path}: {exc.strerror or exc}") from None
+    if info.st_mode & 0o077:
+        raise UsageError(f"the nonce seed file {path} has mode {info.st_mode & 0o777:04o}, which lets others "
+                         f"than its owner read or change it; make it private: chmod 600 {path}")
+    seed = raw.removesuffix(b"\n").removesuffix(b"\r")
+    if b"\n" in seed or b"\0" in seed:
+        raise UsageError(f"the nonce seed file {path} holds more than one line; put the seed on one line")
+    try:
+        text = seed.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"the nonce seed file {path} is not text; write the seed as text, e.g. "
+                         "openssl rand -hex 32") from None
+    if len(seed) < MIN_SEED:
+        raise UsageError(f"the nonce seed in {path} is {len(seed)} byte(s); use at least {MIN_SEED}, "
+                         "e.g. openssl rand -hex 32")
+    return text
 
 
 def launcher_text(python: str, hook_type: str = "pre-receive") -> str:
@@ -34,7 +61,7 @@ def launcher_text(python: str, hook_type: str = "pre-receive") -> str:
 
 
 def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False,
-            layout: str = "plain") -> str:
+            layout: str = "plain", nonce_seed: str | None = None) -> str:
     repo = open_repository(repo_path)
     git_dir = Path(repo.path).resolve()
 
@@ -67,7 +94,9 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
     repo.set_config("stepup.policy", str(policy_file))
     if mode is not None:
         repo.set_config("stepup.mode", mode)
-    if not repo.local_config("receive.certNonceSeed"):  # a seed shared by repositories lets nonces cross over
+    if nonce_seed is not None:  # the seed this repository's replicas share
+        repo.set_config("receive.certNonceSeed", nonce_seed)
+    elif not repo.local_config("receive.certNonceSeed"):  # a seed shared by repositories lets nonces cross over
         repo.set_config("receive.certNonceSeed", secrets.token_hex(32))
     slop = min(MAX_SLOP, int(loaded.settings.fresh_within.total_seconds()))
     current = repo.config("receive.certNonceSlop")

@@ -77,3 +77,17 @@ class VerificationStore(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class ReplayClaims(Protocol):
+    """The push certificates already used (SPEC §5.2): the local store
+    (:class:`stepup_git.proofs.replay.ReplayStore`) or the one every replica shares
+    (:class:`stepup_git.state.postgres.PostgresReplayStore`)."""
+
+    def claim(self, identity: str, blob: str, nonce: str, keep: timedelta, now: datetime) -> float | None:
+        """Record a certificate as used at ``now``; when it was first used if it already was."""
+        ...
+
+    def release(self, identity: str, blob: str) -> None:
+        """Free a claim: the push was rejected after all."""
+        ...

@@ -14,6 +14,8 @@ import support
 from support.keys import Gpg, People, make_people
 from support.repos import Clone, MakeClone, Server
 
+pytest_plugins = ["support.postgres"]  # one PostgreSQL server for the whole session: postgres_server, state_db
+
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_environment() -> Iterator[dict[str, str]]:

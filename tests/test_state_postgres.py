@@ -32,7 +32,6 @@ from stepup_git.state.postgres import (
 if TYPE_CHECKING:
     from support.postgres import PostgresServer
 
-pytest_plugins = ["support.postgres"]  # the postgres_server and state_db fixtures
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 KEEP = timedelta(hours=1)

@@ -1,7 +1,8 @@
 """The ``stepup-git`` command line: the only layer that prints and chooses exit codes.
 
 Each subcommand is a module here with a ``register(subparsers)``: :mod:`.install` (install, baseline),
-:mod:`.policy` (policy check), :mod:`.check` (check, verify), :mod:`.audit`, :mod:`.keys`, :mod:`.demo`.
+:mod:`.policy` (policy check), :mod:`.check` (check, verify), :mod:`.audit`, :mod:`.keys`, :mod:`.state`
+(state migrate), :mod:`.demo`.
 ``stepup-git hook`` is the hook launcher's entry (:mod:`stepup_git.hook`); it is dispatched before any
 subcommand module is loaded. Errors are one line on stderr: exit 2 for usage and bad input, 3 for an
 internal error; ``--verbose``, wherever it stands, shows the traceback instead.
@@ -55,12 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import audit, check, demo, install, keys, policy
+    from . import audit, check, demo, install, keys, policy, state
 
     parser = CommandParser(prog="stepup-git", description="Step-up authentication for Git pushes.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"stepup-git {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND", parser_class=CommandParser)
-    for command in (install, policy, check, audit, keys, demo):
+    for command in (install, policy, check, audit, keys, state, demo):
         command.register(sub)
     return parser

@@ -1,4 +1,5 @@
-"""``stepup-git audit show|verify``: the command line of the audit log."""
+"""``stepup-git audit show|verify``: the command line of the audit log, read from the file or, when the
+repository's policy names one, from the state database (SPEC §11)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from ..audit import canonical, default_log, git_dir_of, parse_head, parse_time, read, render_table, select, verify
 from ..errors import UsageError
+from .state import SharedState, shared_state
 
 
 def _log_of(args: argparse.Namespace) -> Path:
@@ -15,13 +17,27 @@ def _log_of(args: argparse.Namespace) -> Path:
     return default_log(git_dir_of(Path(args.repo) if args.repo is not None else Path.cwd()))
 
 
+def _state_of(args: argparse.Namespace) -> SharedState | None:
+    """The repository's state database, when it is read from there (never with ``--log``)."""
+    if args.log is not None:
+        return None
+    return shared_state(Path(args.repo) if args.repo is not None else Path.cwd())
+
+
 def _show(args: argparse.Namespace) -> int:
     try:
         since = parse_time(args.since) if args.since is not None else None
     except ValueError:
         raise UsageError(f"--since: not an ISO-8601 date or date-time: {args.since}") from None
-    chosen = select(read(_log_of(args)), ref=args.ref, pusher=args.pusher, since=since,
-                    decision=args.decision)
+    state = _state_of(args)
+    if state is not None:
+        from ..state.postgres import PostgresAuditLog
+
+        with state.db:
+            records = list(PostgresAuditLog(state.db, state.name).read())
+    else:
+        records = list(read(_log_of(args)))
+    chosen = select(records, ref=args.ref, pusher=args.pusher, since=since, decision=args.decision)
     if args.json:
         print("".join(canonical(record).decode("utf-8") + "\n" for record in chosen), end="")
     else:
@@ -30,13 +46,22 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    log_path = _log_of(args)
     try:
         expected = parse_head(args.head) if args.head is not None else None
     except ValueError as exc:
         raise UsageError(f"--head: {exc}") from None
-    result = verify(log_path, expected)
-    print(result.message if result.ok else f"{log_path}: {result.message}")
+    state = _state_of(args)
+    if state is not None:
+        from ..state.postgres import PostgresAuditLog
+
+        with state.db:
+            result = PostgresAuditLog(state.db, state.name).verify(expected)
+        where = f"{state.name} in the state database {state.db.target}"
+    else:
+        log_path = _log_of(args)
+        result = verify(log_path, expected)
+        where = str(log_path)
+    print(result.message if result.ok else f"{where}: {result.message}")
     return 0 if result.ok else 1
 
 
@@ -50,7 +75,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         where = parser.add_mutually_exclusive_group()
         where.add_argument("--log", metavar="FILE", help="the audit log file")
         where.add_argument("--repo", metavar="R",
-                           help="use R's <git dir>/stepup/audit.jsonl (default: the current dir)")
+                           help="use R's <git dir>/stepup/audit.jsonl, or the state database its policy "
+                                "names (default: the current dir)")
     show.add_argument("--ref", help="a ref name or glob: refs/heads/main, main, refs/tags/v*")
     show.add_argument("--pusher", help="only records of this pusher")
     show.add_argument("--since", metavar="ISO", help="only records at or after this date or time")

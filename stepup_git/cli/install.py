@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import layouts
 from ..errors import StepupError, UsageError
-from ..install import install, install_client, open_repository
+from ..install import install, install_client, open_repository, read_nonce_seed
 
 
 def register(sub: Any) -> None:
@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument("--client", action="store_true",
                    help="install a pre-push hook into working clones that predicts the server's verdict")
     p.add_argument("--strict", action="store_true", help="with --client: stop pushes predicted to be rejected")
+    p.add_argument("--nonce-seed-file", type=Path, metavar="FILE",
+                   help="set receive.certNonceSeed from FILE (mode 600, at least 32 bytes): the seed every "
+                        "replica of the repository shares")
     p.set_defaults(func=cmd_install)
 
     b = sub.add_parser("baseline", help="record the repository's ref tips as its baseline (vetted history)")
@@ -48,12 +51,16 @@ def cmd_install(args: argparse.Namespace) -> int:
     if args.chain and layouts.uses_dot_d(args.layout):
         raise UsageError(f"--chain is not needed with --layout {args.layout}: the server runs every hook "
                          "in pre-receive.d")
+    if args.nonce_seed_file is not None and args.client:
+        raise UsageError("--nonce-seed-file is for servers; --client installs into working clones")
+    seed = read_nonce_seed(args.nonce_seed_file) if args.nonce_seed_file is not None else None
     for repo in args.repos:
         try:
             if args.client:
                 print(install_client(repo, policy=args.policy, strict=args.strict))
                 continue
-            print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain, layout=args.layout))
+            print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain, layout=args.layout,
+                          nonce_seed=seed))
         except StepupError as exc:
             failed += 1
             for line in getattr(exc, "problems", None) or [str(exc)]:

@@ -130,7 +130,7 @@ def _build(ld: Reader, path: Path, digest: str, data: dict[str, Any]) -> Policy:
 
 def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, Any]) -> Settings:
     allowed = {"mode", "fresh_within", "clock_skew", "keyring", "audit_log", "pusher_env", "timeout", "break_glass",
-               "syslog", "allow_sha1"}
+               "syslog", "allow_sha1", "state", "repository"}
     ld.unknown_keys(table, allowed, "settings")
     mode = ld.take(table, "mode", str, "settings", default="enforce")
     if mode not in MODES:
@@ -151,6 +151,16 @@ def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, A
                  f"unknown tier {break_glass!r} for break_glass; the tiers are {', '.join(tiers)}")
     syslog = ld.take(table, "syslog", bool, "settings", default=False)
     allow_sha1 = ld.take(table, "allow_sha1", bool, "settings", default=False)
+    state = ld.take(table, "state", str, "settings")
+    if state is not None:
+        from ..state import setting_problem  # reads the connection string with libpq, only when one is given
+
+        if problem := setting_problem(state):
+            ld.error(ld.lines.of("settings", 0, "state"), problem)
+    repository = ld.take(table, "repository", str, "settings")
+    if repository is not None and not repository.strip():
+        ld.error(ld.lines.of("settings", 0, "repository"), "repository must not be empty (leave it out to use "
+                 "the repository's path)")
     return Settings(
         mode=mode,
         fresh_within=fresh,
@@ -162,6 +172,8 @@ def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, A
         break_glass=break_glass,
         syslog=syslog,
         allow_sha1=allow_sha1,
+        state=state,
+        repository=repository.strip() if repository else None,
     )
 
 

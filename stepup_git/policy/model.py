@@ -98,6 +98,8 @@ class Settings:
     break_glass: str | None = None  # the tier whose signed push may override failing rules
     syslog: bool = False  # also send a summary of each audit record to syslog
     allow_sha1: bool = False  # let signatures over SHA-1 (or RIPEMD-160) digests count (SPEC §5.1)
+    state: str | None = None  # the shared state database (SPEC §11): a libpq connection string or service
+    repository: str | None = None  # the name every replica knows the repository by (default: its git dir)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ def freeze(policy: Policy) -> dict[str, Any]:
         "tiers": list(policy.tiers),
         "settings": [s.mode, s.fresh_within.total_seconds(), s.clock_skew.total_seconds(), str(s.keyring),
                      str(s.audit_log) if s.audit_log else None, list(s.pusher_env), s.timeout.total_seconds(),
-                     s.break_glass, s.syslog, s.allow_sha1],
+                     s.break_glass, s.syslog, s.allow_sha1, s.state, s.repository],
         "keys": [[k.id, k.owner, k.tier, k.line, k.fingerprint, k.ssh, k.expires.isoformat() if k.expires else None]
                  for k in policy.keys],
         "rules": [[r.name, [[p.text, p.regex.pattern] for p in r.refs], sorted(r.on),
@@ -57,11 +57,13 @@ def thaw(snapshot: Path, path: Path, digest: str) -> Policy | None:
         data = json.loads(snapshot.read_bytes())
         if data["format"] != SNAPSHOT_FORMAT or data["digest"] != digest or data["path"] != str(path):
             return None
-        mode, fresh, skew, keyring, audit_log, pusher_env, timeout, break_glass, syslog, allow_sha1 = data["settings"]
+        (mode, fresh, skew, keyring, audit_log, pusher_env, timeout, break_glass, syslog, allow_sha1, state,
+         repository) = data["settings"]
         settings = Settings(mode=mode, fresh_within=timedelta(seconds=fresh), clock_skew=timedelta(seconds=skew),
                             keyring=Path(keyring), audit_log=Path(audit_log) if audit_log else None,
                             pusher_env=tuple(pusher_env), timeout=timedelta(seconds=timeout),
-                            break_glass=break_glass, syslog=syslog, allow_sha1=bool(allow_sha1))
+                            break_glass=break_glass, syslog=syslog, allow_sha1=bool(allow_sha1), state=state,
+                            repository=repository)
         keys = tuple(Key(id=kid, owner=owner, tier=tier, line=line, fingerprint=fpr, ssh=ssh,
                          expires=date.fromisoformat(expires) if expires else None)
                      for kid, owner, tier, line, fpr, ssh, expires in data["keys"])

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import StepupError
 from ..evaluate import Session
@@ -28,6 +29,9 @@ from ..signatures import Assessment, assess
 from ..text import age
 from .freshness import Freshness
 from .replay import ReplayStore
+
+if TYPE_CHECKING:
+    from ..protocols import ReplayClaims
 
 _UPDATE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (refs/\S+)")
 _HEADERS = ("pusher", "pushee", "nonce", "push-option")
@@ -104,7 +108,7 @@ class PushCertificate:
     """The push's certificate as a proof source for the judge."""
 
     def __init__(self, blob_id: str, raw: bytes, session: Session, *, nonce_status: str | None,
-                 nonce_slop: str | None, expected_nonce: str | None, replay: ReplayStore | None) -> None:
+                 nonce_slop: str | None, expected_nonce: str | None, replay: ReplayClaims | None) -> None:
         self.blob_id = blob_id
         self.raw = raw
         self.session = session
@@ -195,15 +199,18 @@ class PushCertificate:
             raise StepupError(f"cannot keep the push certificate in {certs}: {exc.strerror}") from None
 
 
-def from_environment(env: Mapping[str, str], session: Session, now: datetime) -> PushCertificate | None:
-    """The certificate of the push being received, if the client signed it."""
+def from_environment(env: Mapping[str, str], session: Session, now: datetime,
+                     replay: ReplayClaims | None = None) -> PushCertificate | None:
+    """The certificate of the push being received, if the client signed it. ``replay``: the shared
+    store (SPEC §11); by default the repository's own, ``<git dir>/stepup/push-certs.sqlite``."""
     blob = env.get("GIT_PUSH_CERT", "").strip()
     if not blob:
         return None
     raw = session.repo.read_blob(blob)
     if raw is None:
         raise StepupError(f"the push certificate {blob[:10]} is not in the repository")
-    replay = ReplayStore(session.state_dir / "push-certs.sqlite")
+    if replay is None:
+        replay = ReplayStore(session.state_dir / "push-certs.sqlite")
     return PushCertificate(blob, raw, session,
                            nonce_status=env.get("GIT_PUSH_CERT_NONCE_STATUS"),
                            nonce_slop=env.get("GIT_PUSH_CERT_NONCE_SLOP"),

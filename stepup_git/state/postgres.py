@@ -75,6 +75,19 @@ def conninfo_of(setting: str) -> str:
     return text
 
 
+def setting_problem(setting: str) -> str | None:
+    """Why libpq would not take a ``state`` setting, or why the policy must not hold it (a password:
+    libpq reads it from its password or service file); None when it is fine."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo_of(setting))
+    except psycopg.Error as exc:
+        return f"state is not a valid libpq connection string or service name ({_one_line(exc)})"
+    if params.get("password") is not None:
+        return ("state must not hold a password: give it in the libpq password file (~/.pgpass, or passfile=) "
+                "or the service file (~/.pg_service.conf)")
+    return None
+
+
 def describe(conninfo: str) -> str:
     """The database for messages, never with its password: ``service=NAME`` or ``user@host:port/db``."""
     try:

@@ -11,8 +11,7 @@ file, never in a connection string.
   it down mid-test, `frozen()` stops its processes with SIGSTOP (a server that no longer answers).
 * `state_db` (per test): the connection string of a fresh, empty database owned by the test role.
 
-A test module uses them with `pytest_plugins = ["support.postgres"]` (or tests/conftest.py, once for the
-whole suite).
+tests/conftest.py loads them for the whole suite (`pytest_plugins`), so one server serves every test.
 """
 
 from __future__ import annotations

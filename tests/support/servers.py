@@ -423,6 +423,13 @@ set +a
 exec {backend}
 """
 
+_MOUNTED_BACKEND = """\
+#!/bin/sh
+# Run inside `unshare --mount`: this server's own view of the file system, then the backend.
+{mounts}
+exec {backend}
+"""
+
 
 def _check_users(users: Mapping[str, str]) -> None:
     for user, password in users.items():
@@ -432,12 +439,18 @@ def _check_users(users: Mapping[str, str]) -> None:
 
 @contextmanager
 def http_server(
-    base_path: Path, users: Mapping[str, str], env: Mapping[str, str] | None = None
+    base_path: Path,
+    users: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    mounts: Mapping[Path, Path] | None = None,
 ) -> Iterator[HttpServer]:
     """Smart HTTP for every repository under `base_path`, basic auth (`users`: name -> password).
 
     `REMOTE_USER` reaches the hook as the authenticated user (which also enables receive-pack
     in http-backend); `env` adds hook variables (e.g. `STEPUP_*`), changeable with `set_env`.
+    `mounts` (source -> target folder) gives the backend, and so the hook, a file system of its own:
+    each request runs under `unshare --mount` with each source bind-mounted on its target, so that
+    several servers serve their own copies of a repository at one path (root only).
     """
     _require("http")
     _check_users(users)
@@ -452,10 +465,27 @@ def http_server(
         (state / "htpasswd").write_text(
             "".join(f"{user}:{{PLAIN}}{pw}\n" for user, pw in users.items()), encoding="utf-8"
         )
+        if mounts:
+            unshare = find_program("unshare")
+            if unshare is None or os.geteuid() != 0:
+                raise ServerUnavailable("bind mounts need root and unshare (Debian: util-linux)")
+            inner = state / "mounted-backend.sh"
+            inner.write_text(
+                _MOUNTED_BACKEND.format(
+                    mounts="\n".join(
+                        f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))} || exit 1"
+                        for source, target in mounts.items()
+                    ),
+                    backend=shlex.quote(backend),
+                )
+            )
+            inner.chmod(0o755)
+            backend = f"{shlex.quote(unshare)} --mount -- {shlex.quote(str(inner))}"
         cgi = state / "git-http-backend.sh"
         cgi.write_text(
             _CGI_WRAPPER.format(
-                env_file=shlex.quote(str(state / "hook.env")), backend=shlex.quote(backend)
+                env_file=shlex.quote(str(state / "hook.env")),
+                backend=backend if mounts else shlex.quote(backend),
             )
         )
         cgi.chmod(0o755)
