@@ -13,7 +13,7 @@ from typing import Any
 
 from .cache import LazyStore
 from .errors import PolicyError
-from .gitrepo import Repo
+from .git import Repo
 from .judge import Context, Judge
 from .model import SignedObject, Update, Verdict
 from .policy import Policy

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .chained import chained_hook_beside, run_chained
 from .environment import pusher_from, shared_cache_dir
 from .errors import AuditError, PolicyError, StateError, StepupError
-from .gitrepo import Repo
+from .git import Repo
 from .model import Update
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def _is_repository(git_dir: Path) -> bool:
 
 
 def _run(raw: bytes, push: _Push, alarm: _Alarm, launcher: Path | None) -> _Outcome:
-    from .gitrepo import Repo, parse_updates
+    from .git import Repo, parse_updates
 
     repo = Repo(push.env.get("GIT_DIR") or ".", env=push.env, from_env=True)  # starts git config and cat-file
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import layouts
 from .chained import CHAINED
 from .errors import GitError, PolicyError, StepupError, UsageError
-from .gitrepo import BASELINE, Repo, UnsupportedRepository
+from .git import BASELINE, Repo, UnsupportedRepository
 from .policy import load
 from .policy.check import check_policy
 

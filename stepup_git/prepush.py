@@ -19,7 +19,7 @@ from . import policy as policy_mod
 from .environment import shared_cache_dir
 from .errors import StepupError
 from .evaluate import Session
-from .gitrepo import Repo
+from .git import Repo
 from .model import Update
 from .render import render
 

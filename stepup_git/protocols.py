@@ -12,7 +12,7 @@ from .signatures import Assessment, Verified
 
 class Repository(Protocol):
     """The repository as the judge reads it (SPEC §2): what it holds, never how it is read. The git
-    adapter (:class:`stepup_git.gitrepo.Repo`) is the one implementation; a test may give another."""
+    adapter (:class:`stepup_git.git.Repo`) is the one implementation; a test may give another."""
 
     def action(self, update: Update) -> str:
         """``create``, ``update`` (a fast-forward), ``force-push`` or ``delete``."""

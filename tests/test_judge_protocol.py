@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stepup_git.gitrepo import Repo
+from stepup_git.git import Repo
 from stepup_git.judge import Context, Judge
 from stepup_git.model import SignedObject, Update
 from stepup_git.policy import load

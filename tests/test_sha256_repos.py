@@ -20,7 +20,7 @@ from support import run, run_bytes
 from support.keys import Key, People, signed_policy
 from support.repos import Clone, MakeClone, Server
 
-from stepup_git.gitrepo import sha256_refusal, split_commit
+from stepup_git.git import sha256_refusal, split_commit
 from stepup_git.install import launcher_text
 
 HEAD = b"tree " + b"a" * 64 + b"\nauthor A <a@x> 1 +0000\ncommitter C <c@x> 1 +0000\n"

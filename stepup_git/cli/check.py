@@ -14,7 +14,7 @@ from .. import policy as policy_mod
 from ..environment import shared_cache_dir
 from ..errors import GitError, UsageError
 from ..evaluate import Session
-from ..gitrepo import Repo
+from ..git import Repo
 from ..model import Update, is_zero_id
 from ..proofs.pushcert import from_file
 from ..render import render

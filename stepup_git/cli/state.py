@@ -32,7 +32,7 @@ class SharedState:
 def shared_state(repo: Path) -> SharedState | None:
     """The state database of the repository ``repo`` (a bare repository or a working tree), or None
     when its policy keeps local files (or it has none). ``PolicyError`` when its policy cannot load."""
-    from ..gitrepo import Repo
+    from ..git import Repo
     from ..policy import configured_policy_path, load
     from ..state import names_database, repository_name
 

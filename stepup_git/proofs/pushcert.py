@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StepupError
 from ..evaluate import Session
-from ..gitrepo import split_tag
+from ..git import split_tag
 from ..model import Update, Verdict
 from ..signatures import Assessment, assess
 from ..text import age

@@ -13,7 +13,7 @@ from support.keys import People
 from support.repos import signing_config
 
 from stepup_git.errors import GitError
-from stepup_git.gitrepo import Repo, parse_updates, split_commit, split_tag
+from stepup_git.git import Repo, parse_updates, split_commit, split_tag
 from stepup_git.model import Update
 
 Z40 = "0" * 40
@@ -530,7 +530,7 @@ def test_the_hook_sees_quarantined_objects_through_the_environment_it_is_given(
 
 HOOK = """#!{python}
 import os, sys
-from stepup_git.gitrepo import Repo
+from stepup_git.git import Repo
 from stepup_git.model import Update
 old, new, ref = sys.stdin.read().split()
 env = dict(os.environ)
