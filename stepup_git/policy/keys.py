@@ -32,7 +32,7 @@ from .lint import holders
 from .load import load
 from .model import Key, Policy, normalize_fingerprint, parse_ssh_key
 
-_KIND = {"openpgp": "OpenPGP key", "ssh": "SSH key"}
+_KIND = {"openpgp": "OpenPGP key", "ssh": "SSH key", "ssh-certificate": "SSH certificates"}
 
 
 @dataclass(frozen=True, slots=True)

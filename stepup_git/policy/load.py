@@ -24,6 +24,7 @@ from .model import (
     MODES,
     PROOF_KINDS,
     REQUIRES,
+    Authority,
     Key,
     Policy,
     Rule,
@@ -107,7 +108,7 @@ def _line_of(problem: str) -> int:
 
 
 def _build(ld: Reader, path: Path, digest: str, data: dict[str, Any]) -> Policy:
-    ld.unknown_keys(data, {"version", "settings", "tiers", "keys", "rules"}, "")
+    ld.unknown_keys(data, {"version", "settings", "tiers", "authorities", "keys", "rules"}, "")
     version = ld.take(data, "version", int, "", default=1)
     if version != 1:
         ld.error(ld.lines.of("", 0, "version"),
@@ -120,9 +121,11 @@ def _build(ld: Reader, path: Path, digest: str, data: dict[str, Any]) -> Policy:
         ld.error(ld.lines.of("tiers", 0, "order"), "tier names must be unique and non-empty")
 
     settings = _settings(ld, path, tiers, ld.take(data, "settings", dict, "", default={}))
-    keys = _keys(ld, tiers, ld.take(data, "keys", list, "", default=[]))
+    authorities = _authorities(ld, tiers, ld.take(data, "authorities", list, "", default=[]))
+    keys = _keys(ld, tiers, ld.take(data, "keys", list, "", default=[]), authorities)
     rules = _rules(ld, tiers, settings, ld.take(data, "rules", list, "", default=[]))
-    policy = Policy(path=path, digest=digest, settings=settings, tiers=tiers, keys=keys, rules=rules)
+    policy = Policy(path=path, digest=digest, settings=settings, tiers=tiers, keys=keys, rules=rules,
+                    authorities=authorities)
     for line, message in policy_warnings(policy, open_ends=not ld.problems):
         ld.warn(line, message)
     return policy
@@ -130,7 +133,7 @@ def _build(ld: Reader, path: Path, digest: str, data: dict[str, Any]) -> Policy:
 
 def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, Any]) -> Settings:
     allowed = {"mode", "fresh_within", "clock_skew", "keyring", "audit_log", "pusher_env", "timeout", "break_glass",
-               "syslog", "allow_sha1"}
+               "syslog", "allow_sha1", "ssh_revoked"}
     ld.unknown_keys(table, allowed, "settings")
     mode = ld.take(table, "mode", str, "settings", default="enforce")
     if mode not in MODES:
@@ -151,6 +154,7 @@ def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, A
                  f"unknown tier {break_glass!r} for break_glass; the tiers are {', '.join(tiers)}")
     syslog = ld.take(table, "syslog", bool, "settings", default=False)
     allow_sha1 = ld.take(table, "allow_sha1", bool, "settings", default=False)
+    ssh_revoked = ld.take(table, "ssh_revoked", str, "settings")
     return Settings(
         mode=mode,
         fresh_within=fresh,
@@ -162,10 +166,55 @@ def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, A
         break_glass=break_glass,
         syslog=syslog,
         allow_sha1=allow_sha1,
+        ssh_revoked=(path.parent / ssh_revoked) if ssh_revoked else None,
     )
 
 
-def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Key, ...]:
+def _authorities(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Authority, ...]:
+    """SSH certificate authorities (SPEC §12): a name, the CA's public key, a tier, a longest validity."""
+    found: list[Authority] = []
+    names: dict[str, int] = {}
+    cas: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        head = ld.lines.of("authorities", i)
+        if not isinstance(entry, dict):
+            ld.error(head, "each [[authorities]] entry must be a table")
+            continue
+        before = len(ld.problems)
+        ld.unknown_keys(entry, {"name", "ssh", "tier", "max_validity"}, "authorities", i)
+        name = ld.take(entry, "name", str, "authorities", i, required=True)
+        if name is not None and not name.strip():
+            ld.error(ld.lines.of("authorities", i, "name"), "authority name must not be empty")
+        elif name is not None and name in names:
+            ld.error(ld.lines.of("authorities", i, "name"),
+                     f"duplicate authority name {name!r} (first at line {names[name]})")
+        ca = ld.take(entry, "ssh", str, "authorities", i, required=True, convert=_ca_key)
+        if ca is not None and ca[1] in cas:
+            ld.error(ld.lines.of("authorities", i, "ssh"), f"CA key {ca[1]} is listed twice (first at line {cas[ca[1]]})")
+        tier = ld.take(entry, "tier", str, "authorities", i, required=True)
+        if tier is not None and tier not in tiers:
+            ld.error(ld.lines.of("authorities", i, "tier"), f"unknown tier {tier!r}; the tiers are {', '.join(tiers)}")
+        longest = ld.take(entry, "max_validity", str, "authorities", i, default=timedelta(hours=1),
+                          convert=parse_duration)
+        if longest <= timedelta(0):
+            ld.error(ld.lines.of("authorities", i, "max_validity"), "max_validity must be longer than 0s")
+        if len(ld.problems) > before or name is None or ca is None or tier is None:
+            continue
+        names.setdefault(name, head)
+        cas.setdefault(ca[1], head)
+        found.append(Authority(name=name, ssh=ca[0], id=ca[1], tier=tier, max_validity=longest, line=head))
+    return tuple(found)
+
+
+def _ca_key(text: str) -> tuple[str, str]:
+    try:
+        return parse_ssh_key(text)
+    except ValueError as exc:
+        raise ValueError(f"not an SSH public key (the CA's, e.g. the ca.pub that signs certificates): {exc}") from None
+
+
+def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any],
+          authorities: tuple[Authority, ...] = ()) -> tuple[Key, ...]:
     keys: list[Key] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
@@ -173,7 +222,10 @@ def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Key, 
         if not isinstance(entry, dict):
             ld.error(head, "each [[keys]] entry must be a table")
             continue
-        ld.unknown_keys(entry, {"fingerprint", "ssh", "owner", "tier", "expires"}, "keys", i)
+        if "authority" in entry:
+            ld.unknown_keys(entry, {"authority", "owner", "tier"}, "keys", i)
+        else:
+            ld.unknown_keys(entry, {"fingerprint", "ssh", "owner", "tier", "expires"}, "keys", i)
         owner = ld.take(entry, "owner", str, "keys", i, required=True)
         tier = ld.take(entry, "tier", str, "keys", i, required=True)
         if tier is not None and tier not in tiers:
@@ -183,6 +235,15 @@ def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Key, 
         expires = ld.take(entry, "expires", date, "keys", i)
         if isinstance(expires, datetime):
             expires = expires.astimezone(UTC).date() if expires.tzinfo else expires.date()
+        if "authority" in entry:
+            if (key := _certified_key(ld, i, entry, owner, tier, authorities, head)) is not None:
+                if key.id in seen:
+                    ld.error(head, f"{owner}'s certificates from {key.authority} are listed twice "
+                             f"(first at line {seen[key.id]})")
+                elif tier in tiers:
+                    seen[key.id] = head
+                    keys.append(key)
+            continue
         fpr = ld.take(entry, "fingerprint", str, "keys", i, convert=normalize_fingerprint)
         ssh = ld.take(entry, "ssh", str, "keys", i, convert=parse_ssh_key)
         if ("fingerprint" in entry) == ("ssh" in entry):
@@ -198,6 +259,20 @@ def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Key, 
         keys.append(Key(id=key_id, owner=owner, tier=tier, line=head, fingerprint=fpr,
                         ssh=ssh[0] if ssh else None, expires=expires))
     return tuple(keys)
+
+
+def _certified_key(ld: Reader, i: int, entry: dict[str, Any], owner: str | None, tier: str | None,
+                   authorities: tuple[Authority, ...], head: int) -> Key | None:
+    """A ``[[keys]]`` entry giving one person's certificates from an authority their own tier (SPEC §12)."""
+    name = ld.take(entry, "authority", str, "keys", i)
+    if name is None or owner is None or tier is None:
+        return None
+    if not any(a.name == name for a in authorities):
+        known = ", ".join(a.name for a in authorities) or "none are defined"
+        ld.error(ld.lines.of("keys", i, "authority"),
+                 f"unknown authority {name!r}; the [[authorities]] are: {known}")
+        return None
+    return Key(id=f"{name}:{owner}", owner=owner, tier=tier, line=head, authority=name)
 
 
 def _rules(ld: Reader, tiers: tuple[str, ...], settings: Settings, entries: list[Any]) -> tuple[Rule, ...]:
