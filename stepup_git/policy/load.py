@@ -190,7 +190,8 @@ def _authorities(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tupl
                      f"duplicate authority name {name!r} (first at line {names[name]})")
         ca = ld.take(entry, "ssh", str, "authorities", i, required=True, convert=_ca_key)
         if ca is not None and ca[1] in cas:
-            ld.error(ld.lines.of("authorities", i, "ssh"), f"CA key {ca[1]} is listed twice (first at line {cas[ca[1]]})")
+            ld.error(ld.lines.of("authorities", i, "ssh"),
+                     f"CA key {ca[1]} is listed twice (first at line {cas[ca[1]]})")
         tier = ld.take(entry, "tier", str, "authorities", i, required=True)
         if tier is not None and tier not in tiers:
             ld.error(ld.lines.of("authorities", i, "tier"), f"unknown tier {tier!r}; the tiers are {', '.join(tiers)}")
