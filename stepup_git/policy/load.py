@@ -121,8 +121,10 @@ def _build(ld: Reader, path: Path, digest: str, data: dict[str, Any]) -> Policy:
         ld.error(ld.lines.of("tiers", 0, "order"), "tier names must be unique and non-empty")
 
     settings = _settings(ld, path, tiers, ld.take(data, "settings", dict, "", default={}))
-    authorities = _authorities(ld, tiers, ld.take(data, "authorities", list, "", default=[]))
-    keys = _keys(ld, tiers, ld.take(data, "keys", list, "", default=[]), authorities)
+    authority_entries = ld.take(data, "authorities", list, "", default=[])
+    authorities = _authorities(ld, tiers, authority_entries)
+    named = {e["name"] for e in authority_entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+    keys = _keys(ld, tiers, ld.take(data, "keys", list, "", default=[]), named)
     rules = _rules(ld, tiers, settings, ld.take(data, "rules", list, "", default=[]))
     policy = Policy(path=path, digest=digest, settings=settings, tiers=tiers, keys=keys, rules=rules,
                     authorities=authorities)
@@ -188,6 +190,8 @@ def _authorities(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tupl
         elif name is not None and name in names:
             ld.error(ld.lines.of("authorities", i, "name"),
                      f"duplicate authority name {name!r} (first at line {names[name]})")
+        if name is not None:
+            names.setdefault(name, head)
         ca = ld.take(entry, "ssh", str, "authorities", i, required=True, convert=_ca_key)
         if ca is not None and ca[1] in cas:
             ld.error(ld.lines.of("authorities", i, "ssh"),
@@ -201,13 +205,14 @@ def _authorities(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tupl
             ld.error(ld.lines.of("authorities", i, "max_validity"), "max_validity must be longer than 0s")
         if len(ld.problems) > before or name is None or ca is None or tier is None:
             continue
-        names.setdefault(name, head)
         cas.setdefault(ca[1], head)
         found.append(Authority(name=name, ssh=ca[0], id=ca[1], tier=tier, max_validity=longest, line=head))
     return tuple(found)
 
 
 def _ca_key(text: str) -> tuple[str, str]:
+    if text.split()[:1] and text.split()[0].endswith("-cert-v01@openssh.com"):
+        raise ValueError("not an SSH public key but a certificate; give the CA's own public key (its ca.pub)")
     try:
         return parse_ssh_key(text)
     except ValueError as exc:
@@ -215,7 +220,7 @@ def _ca_key(text: str) -> tuple[str, str]:
 
 
 def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any],
-          authorities: tuple[Authority, ...] = ()) -> tuple[Key, ...]:
+          authorities: set[str] | None = None) -> tuple[Key, ...]:
     keys: list[Key] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
@@ -237,7 +242,7 @@ def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any],
         if isinstance(expires, datetime):
             expires = expires.astimezone(UTC).date() if expires.tzinfo else expires.date()
         if "authority" in entry:
-            if (key := _certified_key(ld, i, entry, owner, tier, authorities, head)) is not None:
+            if (key := _certified_key(ld, i, entry, owner, tier, authorities or set(), head)) is not None:
                 if key.id in seen:
                     ld.error(head, f"{owner}'s certificates from {key.authority} are listed twice "
                              f"(first at line {seen[key.id]})")
@@ -263,13 +268,13 @@ def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any],
 
 
 def _certified_key(ld: Reader, i: int, entry: dict[str, Any], owner: str | None, tier: str | None,
-                   authorities: tuple[Authority, ...], head: int) -> Key | None:
+                   authorities: set[str], head: int) -> Key | None:
     """A ``[[keys]]`` entry giving one person's certificates from an authority their own tier (SPEC §12)."""
     name = ld.take(entry, "authority", str, "keys", i)
     if name is None or owner is None or tier is None:
         return None
-    if not any(a.name == name for a in authorities):
-        known = ", ".join(a.name for a in authorities) or "none are defined"
+    if name not in authorities:
+        known = ", ".join(sorted(authorities)) or "none are defined"
         ld.error(ld.lines.of("keys", i, "authority"),
                  f"unknown authority {name!r}; the [[authorities]] are: {known}")
         return None

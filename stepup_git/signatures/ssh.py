@@ -60,7 +60,7 @@ class SshVerifier:
                             problem=f"the SSH signature uses the {weak} hash; only sha256 and sha512 are accepted "
                             "(sign with ssh-keygen -Y sign, which uses sha512)")
         if is_certificate(fields.key.split()[0]):
-            return self._certified(cert, signature, payload)
+            return self._certified(cert, fields.key, signature, payload)
         key = self.policy.key(key_id)
         if key is None:
             return Verified(False, "ssh", key_id=key_id,
@@ -85,8 +85,9 @@ class SshVerifier:
             os.unlink(sig_path)
         return proc.returncode == 0
 
-    def _certified(self, cert: SshCertificate, signature: bytes, payload: bytes) -> Verified:
-        """A signature by a certified key (SPEC §12), each step named as it fails."""
+    def _certified(self, cert: SshCertificate, line: str, signature: bytes, payload: bytes) -> Verified:
+        """A signature by a certified key (SPEC §12), each step named as it fails; ``line`` is the
+        certificate as ``type base64``."""
         def refuse(problem: str) -> Verified:
             return Verified(False, "ssh", key_id=cert.key_fingerprint, certificate=cert, problem=problem)
 
@@ -134,7 +135,7 @@ class SshVerifier:
         revoked = self.policy.settings.ssh_revoked
         extra: tuple[str, ...] = ()
         if revoked is not None:
-            if problem := self._revoked(cert, revoked):
+            if problem := self._revoked(cert, line, revoked):
                 return refuse(f"signed with {what}, {problem}; {_get(authority, cert, 'a new certificate')}")
             if _is_krl(revoked):
                 extra = ("-r", str(revoked))
@@ -157,7 +158,7 @@ class SshVerifier:
             replace_file(path, content.encode())
         return path
 
-    def _revoked(self, cert: SshCertificate, revoked: Path) -> str | None:
+    def _revoked(self, cert: SshCertificate, line: str, revoked: Path) -> str | None:
         """Why the certificate or its key is revoked (settings.ssh_revoked), or None. A list that cannot
         be read revokes everything: nothing passes by default that should not."""
         try:
@@ -167,18 +168,19 @@ class SshVerifier:
         if not data.startswith(KRL_MAGIC):
             listed = {line.split()[1] for line in data.decode("ascii", errors="replace").splitlines()
                       if len(line.split()) >= 2 and not line.lstrip().startswith("#")}
-            for blob, whose in ((cert.key.split()[1], "its key"), (cert.ca.split()[1], "its CA's key")):
+            for blob, whose in ((line.split()[1], "the certificate"), (cert.key.split()[1], "its key"),
+                                (cert.ca.split()[1], "its CA's key")):
                 if blob in listed:
                     return f"but {whose} is revoked (listed in {revoked})"
             return None
         fd, cert_path = tempfile.mkstemp(prefix="stepup-sshcert-")
         try:
-            os.write(fd, f"{cert.key}\n".encode())
+            os.write(fd, f"{line}\n".encode())
             os.close(fd)
-            key = self._query_krl(revoked, cert_path)
+            in_krl = self._query_krl(revoked, cert_path)
         finally:
             os.unlink(cert_path)
-        return "but its key is revoked (in the KRL " + str(revoked) + ")" if key else None
+        return f"but the certificate or its key is revoked (in the KRL {revoked})" if in_krl else None
 
     def _query_krl(self, krl: Path, key_path: str) -> bool:
         proc = process.run(["ssh-keygen", "-Q", "-f", str(krl), key_path], timeout=self.timeout, ok=None,
