@@ -24,6 +24,11 @@ def holders(policy: Policy, tier: str, keys: Iterable[Key] | None = None) -> lis
     return sorted({k.owner for k in (policy.keys if keys is None else keys) if policy.satisfies(k, tier)})
 
 
+def certified_at(policy: Policy, tier: str) -> bool:
+    """An authority certifies people of ``tier`` or higher: people the policy does not list by name."""
+    return any(policy.rank(a.tier) >= policy.rank(tier) for a in policy.authorities)
+
+
 def policy_warnings(policy: Policy, *, open_ends: bool = True) -> list[tuple[int, str]]:
     """Every warning for the policy: each rule's, then (with ``open_ends``) what the rules leave open."""
     found = [w for a in policy.authorities if a.max_validity > LONG_VALIDITY for w in [(a.line, (
@@ -44,8 +49,7 @@ def rule_warnings(policy: Policy, rule: Rule) -> list[tuple[int, str]]:
                       "kind(s) of proof (a push certificate and a tip signature give one signer each): "
                       "it can never pass"))
     # an authority of the tier certifies people the policy does not list: their number is open
-    if (rule.tier is not None and rule.require == "step-up"
-            and not any(policy.rank(a.tier) >= policy.rank(rule.tier) for a in policy.authorities)):
+    if rule.tier is not None and rule.require == "step-up" and not certified_at(policy, rule.tier):
         people = holders(policy, rule.tier)
         if len(people) < rule.signers:
             held = f" ({', '.join(people)})" if people else ""
