@@ -166,8 +166,8 @@ class SshVerifier:
         except OSError as exc:
             return f"but the revocation list {revoked} cannot be read ({exc.strerror or exc})"
         if not data.startswith(KRL_MAGIC):
-            listed = {line.split()[1] for line in data.decode("ascii", errors="replace").splitlines()
-                      if len(line.split()) >= 2 and not line.lstrip().startswith("#")}
+            listed = {entry.split()[1] for entry in data.decode("ascii", errors="replace").splitlines()
+                      if len(entry.split()) >= 2 and not entry.lstrip().startswith("#")}
             for blob, whose in ((line.split()[1], "the certificate"), (cert.key.split()[1], "its key"),
                                 (cert.ca.split()[1], "its CA's key")):
                 if blob in listed:

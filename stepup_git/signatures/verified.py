@@ -29,7 +29,9 @@ class Verified:
     def to_json(self) -> dict[str, Any]:
         out = {**asdict(self), "created": self.created.timestamp() if self.created else None,
                "expires": self.expires.timestamp() if self.expires else None}
-        out["certificate"] = self.certificate.to_json() if self.certificate else None
+        del out["certificate"]
+        if self.certificate is not None:  # never cached (SPEC §12), but kept whole when written
+            out["certificate"] = self.certificate.to_json()
         return out
 
     @classmethod
