@@ -413,3 +413,20 @@ def test_parsed_certificates_agree_with_ssh_keygen(ca: Authority, keys_dir: Path
         assert (cert.valid_after.isoformat(), cert.valid_before and cert.valid_before.isoformat()) == (
             "2030-01-01T00:00:00+00:00", "2030-01-01T00:10:00+00:00")
         assert cert.key == Path(f"{user}.pub").read_text().split()[0] + " " + Path(f"{user}.pub").read_text().split()[1]
+
+
+def test_a_policy_snapshot_keeps_authorities_and_the_revocation_list(tmp_path: Path, ca: Authority) -> None:
+    from stepup_git.policy import load
+
+    path = tmp_path / "policy.toml"
+    entry = f'[[keys]]\nauthority = "{CA}"\nowner = "rel"\ntier = "release"\n'
+    path.write_text(policy(ca, max_validity="30m", keys=entry, settings='ssh_revoked = "revoked.krl"'))
+    fresh = load(path, cache_dir=tmp_path / "cache")
+    thawed = load(path, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir())
+    assert thawed == fresh
+    (authority,) = thawed.authorities
+    assert (authority.name, authority.tier, authority.max_validity.total_seconds()) == (CA, "maintainer", 1800)
+    assert thawed.settings.ssh_revoked == tmp_path / "revoked.krl"
+    assert thawed.certified(authority, "rel") == fresh.keys[0]
+    assert thawed.key(fresh.keys[0].id) is None  # an authority's entry is no key of its own
