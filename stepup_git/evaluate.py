@@ -66,7 +66,8 @@ class Signatures:
             pairs = [(obj.signature or b"", obj.payload) for _, obj in todo]
             for (i, obj), verified in zip(todo, self.verifier.verify_many(pairs), strict=True):
                 results[i] = verified
-                if store is not None:
+                # a certificate's verdict holds at the time it was judged at only (SPEC §12)
+                if store is not None and verified.certificate is None:
                     store.put(obj.oid, verified)
         for oid, result in zip(oids, results, strict=True):
             if result is not None:
@@ -97,7 +98,8 @@ class Session:
         errors, _ = keyring_problems(policy, keyring, now)
         if errors:
             raise PolicyError(errors)  # a policy with an error never half-loads
-        verifier = Verifier(policy, keyring, shared_dir or state_dir, timeout=policy.settings.timeout.total_seconds())
+        verifier = Verifier(policy, keyring, shared_dir or state_dir, timeout=policy.settings.timeout.total_seconds(),
+                            now=now)
         store = None
         if cache:
             store = LazyStore(state_dir, keyring.digest, policy.digest)

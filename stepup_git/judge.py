@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import StepupError
 from .fixes import resign_fix, step_up_fix
-from .model import MAX_SHOWN, Finding, Proof, RuleResult, Update, Verdict
+from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
 from .proofs import tip
 from .proofs.freshness import Freshness
@@ -120,7 +120,7 @@ class Judge:
             for oid, verified in zip(chunk, self.signatures.verified_many(chunk, self.repo.signed_objects),
                                      strict=True):
                 checked += 1
-                a = assess(verified, self.policy, self.keyring, self.ctx.now)
+                a = assess(verified, self.policy, self.keyring, self.ctx.now, pusher=self.ctx.pusher)
                 problem = None
                 if not a.valid:
                     problem = a.found
@@ -158,14 +158,14 @@ class Judge:
             if self.ctx.push_cert is None:
                 found.append("no signed push certificate (the push was not made with git push --signed)")
             else:
-                a, text = self.ctx.push_cert.prove(update, window, now)
+                a, text = self.ctx.push_cert.prove(update, window, now, self.ctx.pusher)
                 found.append(text)
                 if a is not None:
                     offered.append(("push-certificate", a, self.ctx.push_cert.blob_id))
         if "tip-signature" in rule.proofs and action != "delete":
             a_tip, text = tip.prove(update, self._object_label(update, "update"), repo=self.repo,
                                     signatures=self.signatures, policy=self.policy, keyring=self.keyring,
-                                    window=window, now=now)
+                                    window=window, now=now, pusher=self.ctx.pusher)
             found.append(text)
             if a_tip is not None:
                 offered.append(("tip-signature", a_tip, update.new))
@@ -189,9 +189,9 @@ class Judge:
             elif self.ctx.pusher not in counted:
                 bound = False
                 found.append(f"the {'proof is' if len(counted) == 1 else 'proofs are'} {_owners(counted)} "
-                             f"but the pusher is {self.ctx.pusher}")
+                             f"but the pusher is {self.ctx.pusher}" + _principal_hint(proofs, self.ctx.pusher))
         if len(counted) >= rule.signers and bound:
-            names = ", ".join(f"{p.owner} ({p.kind})" for p in proofs)
+            names = ", ".join(f"{p.owner} ({p.label})" for p in proofs)
             return RuleResult(rule.name, True, f"step-up proven by {names}: {why}", proofs=proofs)
         whose = ""
         if rule.bind_pusher:
@@ -227,7 +227,7 @@ class Judge:
         else:
             obj = self.repo.signed_object(update.new)
             assert obj is not None
-            a = assess(self.signatures.verified(obj), self.policy, self.keyring, self.ctx.now)
+            a = assess(self.signatures.verified(obj), self.policy, self.keyring, self.ctx.now, pusher=self.ctx.pusher)
             problem = None
             if not a.valid:
                 problem = "an unsigned annotated tag" if obj.signature is None else a.found
@@ -235,7 +235,7 @@ class Judge:
                 problem = f"{a.found}: tier {a.key.tier} is below {rule.tier}"
             elif rule.fresh_explicit:
                 fresh, text = Freshness(self.ctx.now, rule.fresh_within,
-                                        self.policy.settings.clock_skew).describe(a.found, a.signed_at)
+                                        self.policy.settings.clock_skew).describe(a.found, a.signed_at, a.certificate)
                 problem = None if fresh else text
             if problem is None:
                 assert a.key is not None
@@ -301,4 +301,19 @@ def _owners(counted: dict[str, Proof]) -> str:
 def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:
     key: Key | None = a.key
     assert key is not None
-    return Proof(kind, key.id, key.owner, key.tier, a.signed_at, obj)
+    cert = a.certificate
+    if cert is None:
+        return Proof(kind, key.id, key.owner, key.tier, a.signed_at, obj)
+    assert cert.authority is not None and cert.valid_before is not None  # the verifier refuses others
+    certified = Certified(cert.authority, cert.key_id, cert.serial, key.owner, cert.valid_after, cert.valid_before)
+    return Proof("ssh-certificate", key.id, key.owner, key.tier, a.signed_at, obj, via=kind, certificate=certified)
+
+
+def _principal_hint(proofs: tuple[Proof, ...], pusher: str) -> str:
+    """For proofs by SSH certificates: whose principal they name, and where the pusher gets their own."""
+    certified = [p.certificate for p in proofs if p.certificate is not None]
+    if not certified:
+        return ""
+    names = ", ".join(f"{c.principal} is the principal of SSH certificate \"{c.key_id}\" from {c.authority}"
+                      for c in certified)
+    return f" ({names}); get a fresh certificate from {certified[0].authority} for principal {pusher}"

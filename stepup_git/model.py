@@ -59,18 +59,47 @@ class SignedObject:
 
 
 @dataclass(frozen=True, slots=True)
+class Certified:
+    """The SSH certificate a proof's signature was made with (SPEC §12): which authority issued it to whom,
+    under which key id and serial, valid when."""
+
+    authority: str
+    key_id: str
+    serial: int
+    principal: str
+    valid_after: datetime
+    valid_before: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "valid_after": iso(self.valid_after), "valid_before": iso(self.valid_before)}
+
+
+@dataclass(frozen=True, slots=True)
 class Proof:
     """A proof that counted (or was offered) for a rule: who, with which key, made when."""
 
-    kind: str  # "push-certificate", "tip-signature", "commit-signature", "tag-signature"
+    kind: str  # "push-certificate", "tip-signature", "commit-signature", "tag-signature", "ssh-certificate"
     fingerprint: str
     owner: str
     tier: str
     signed_at: datetime | None
     object: str | None = None  # the object or certificate blob id
+    via: str | None = None  # for an "ssh-certificate": the proof it was given through ("tip-signature", ...)
+    certificate: Certified | None = None
+
+    @property
+    def label(self) -> str:
+        """``tip-signature``, or ``tip-signature, ssh-certificate from corp-ssh-ca``."""
+        if self.certificate is None:
+            return self.kind
+        return f"{self.via}, {self.kind} from {self.certificate.authority}"
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "signed_at": iso(self.signed_at)}
+        out = {"kind": self.kind, "fingerprint": self.fingerprint, "owner": self.owner, "tier": self.tier,
+               "signed_at": iso(self.signed_at), "object": self.object}
+        if self.certificate is not None:
+            out |= {"via": self.via, **self.certificate.to_json()}
+        return out
 
 
 @dataclass(frozen=True, slots=True)

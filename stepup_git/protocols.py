@@ -62,7 +62,8 @@ class CertificateProof(Protocol):
 
     blob_id: str
 
-    def prove(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+    def prove(self, update: Update, window: timedelta, now: datetime,
+              pusher: str | None = None) -> tuple[Assessment | None, str]:
         """(the signer's assessment when the certificate proves this update, else None; a description)."""
         ...
 

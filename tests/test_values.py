@@ -54,3 +54,14 @@ def test_json_forms_keep_their_keys_and_order() -> None:
     assert verified.to_json() == {"ok": True, "kind": "openpgp", "key_id": "A" * 40, "signing_key": "B" * 40,
                                   "created": WHEN.timestamp(), "expires": None, "problem": None, "digest": "SHA-512"}
     assert Verified.from_json(verified.to_json()) == verified
+
+
+def test_a_verification_by_an_ssh_certificate_round_trips() -> None:
+    from stepup_git.signatures.sshcert import SshCertificate
+
+    cert = SshCertificate(key="ssh-ed25519 AAAA", key_fingerprint="SHA256:k", serial=7, cert_type=1, key_id="alice@idp",
+                          principals=("alice",), valid_after=WHEN, valid_before=WHEN, ca="ssh-ed25519 BBBB",
+                          ca_fingerprint="SHA256:c", authority="corp-ssh-ca")
+    verified = Verified(True, "ssh", key_id="SHA256:k", certificate=cert)
+    assert verified.to_json()["certificate"]["principals"] == ["alice"]
+    assert Verified.from_json(verified.to_json()) == verified

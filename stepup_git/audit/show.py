@@ -92,7 +92,8 @@ def _dicts(value: object) -> list[Record]:
 def render_table(records: Iterable[Record]) -> str:
     """A fixed-width table: a line per update, under it the error that stopped its judging, each
     rule (``!`` marks one that did not pass) with its reason, and under a rule each proof: owner,
-    tier, key id, signing time, kind. Text that is not printable (bytes that were not UTF-8, line
+    tier, key id, signing time, kind (and for an SSH certificate, a line with its authority, key id,
+    serial, principal and validity window). Text that is not printable (bytes that were not UTF-8, line
     separators) shows escaped (see :func:`stepup_git.text.visible`)."""
     lines = ["TIME                  PUSHER        REF                         ACTION      DECISION"
              "  OLD..NEW"]
@@ -107,13 +108,22 @@ def render_table(records: Iterable[Record]) -> str:
             mark = " " if rule.get("result") == "pass" else "!"
             lines.append(f"    {mark} rule {_fit(rule.get('name'), 24)}  "
                          f"{_fit(rule.get('result'), 5)}  {_fit(rule.get('reason'), 72)}".rstrip())
-            lines.extend(f"        key {_fit(p.get('owner'), 12)}  {_fit(p.get('tier'), 11)}  "
-                         f"{_key_id(p.get('fingerprint'))}  signed {_fit(p.get('signed_at'), 20)}"
-                         f"  via {_fit(p.get('kind'), 20)}".rstrip()
-                         for p in _dicts(rule.get("proofs")))
+            for p in _dicts(rule.get("proofs")):
+                lines.append(f"        key {_fit(p.get('owner'), 12)}  {_fit(p.get('tier'), 11)}  "
+                             f"{_key_id(p.get('fingerprint'))}  signed {_fit(p.get('signed_at'), 20)}"
+                             f"  via {_fit(p.get('kind'), 20)}".rstrip())
+                if p.get("kind") == "ssh-certificate":
+                    lines.append(_certificate_line(p))
     if len(lines) == 1:
         lines.append("(no records)")
     return "\n".join(lines) + "\n"
+
+
+def _certificate_line(p: Record) -> str:
+    """Under an ``ssh-certificate`` proof: the authority, key id, serial, principal and validity window."""
+    return (f"            certificate {visible(str(p.get('key_id')))!r} serial {p.get('serial')} from "
+            f"{visible(str(p.get('authority')))} for principal {visible(str(p.get('principal')))}, valid "
+            f"{p.get('valid_after')} to {p.get('valid_before')}, through {visible(str(p.get('via')))}")
 
 
 def git_dir_of(repo: Path) -> Path:

@@ -28,11 +28,11 @@ from .keyfiles import (
     ssh_files,
     ssh_ids_in,
 )
-from .lint import holders
+from .lint import certified_at, holders
 from .load import load
 from .model import Key, Policy, normalize_fingerprint, parse_ssh_key
 
-_KIND = {"openpgp": "OpenPGP key", "ssh": "SSH key"}
+_KIND = {"openpgp": "OpenPGP key", "ssh": "SSH key", "ssh-certificate": "SSH certificates"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +240,7 @@ def _shortfalls(policy: Policy, remaining: list[Key]) -> list[str]:
     """Rules that now have fewer keys of their tier than they need."""
     warnings = []
     for rule in policy.rules:
-        if rule.tier is None:
+        if rule.tier is None or certified_at(policy, rule.tier):
             continue
         need = rule.signers if rule.require == "step-up" else 1
         before = len(holders(policy, rule.tier))

@@ -7,8 +7,10 @@ A warning never stops a policy from loading; ``policy check`` and ``load_with_wa
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from ..patterns import RefPattern
+from ..text import age
 from .model import Key, Policy, Rule
 
 REPLACE_WARNING = ("no rule guards refs/replace/*: stepup-git judges objects as they are, but other tools reading "
@@ -22,9 +24,18 @@ def holders(policy: Policy, tier: str, keys: Iterable[Key] | None = None) -> lis
     return sorted({k.owner for k in (policy.keys if keys is None else keys) if policy.satisfies(k, tier)})
 
 
+def certified_at(policy: Policy, tier: str) -> bool:
+    """An authority certifies people of ``tier`` or higher: people the policy does not list by name."""
+    return any(policy.rank(a.tier) >= policy.rank(tier) for a in policy.authorities)
+
+
 def policy_warnings(policy: Policy, *, open_ends: bool = True) -> list[tuple[int, str]]:
     """Every warning for the policy: each rule's, then (with ``open_ends``) what the rules leave open."""
-    found = [w for rule in policy.rules for w in rule_warnings(policy, rule)]
+    found = [w for a in policy.authorities if a.max_validity > LONG_VALIDITY for w in [(a.line, (
+        f"authority {a.name!r} accepts certificates valid for up to {age(a.max_validity)}: such a certificate is "
+        "no short-lived proof of a recent login; issue certificates for minutes or hours and lower max_validity "
+        "to match"))]]
+    found += [w for rule in policy.rules for w in rule_warnings(policy, rule)]
     if open_ends:
         found += open_end_warnings(policy.rules)
     return found
@@ -37,7 +48,8 @@ def rule_warnings(policy: Policy, rule: Rule) -> list[tuple[int, str]]:
         found.append((rule.line, f"rule {rule.name!r} needs {rule.signers} signers but accepts {len(rule.proofs)} "
                       "kind(s) of proof (a push certificate and a tip signature give one signer each): "
                       "it can never pass"))
-    if rule.tier is not None and rule.require == "step-up":
+    # an authority of the tier certifies people the policy does not list: their number is open
+    if rule.tier is not None and rule.require == "step-up" and not certified_at(policy, rule.tier):
         people = holders(policy, rule.tier)
         if len(people) < rule.signers:
             held = f" ({', '.join(people)})" if people else ""
@@ -45,6 +57,9 @@ def rule_warnings(policy: Policy, rule: Rule) -> list[tuple[int, str]]:
                           f"higher, but only {len(people)} person(s) hold such keys{held} and signers counts "
                           "people: it can never pass"))
     return found
+
+
+LONG_VALIDITY = timedelta(days=1)
 
 
 def open_end_warnings(rules: tuple[Rule, ...]) -> list[tuple[int, str]]:

@@ -53,9 +53,12 @@ class Key:
     fingerprint: str | None = None
     ssh: str | None = None  # "type base64", without the comment
     expires: date | None = None
+    authority: str | None = None  # the [[authorities]] name whose certificates this is (SPEC §12)
 
     @property
     def kind(self) -> str:
+        if self.authority:
+            return "ssh-certificate"
         return "ssh" if self.ssh else "openpgp"
 
     @property
@@ -65,6 +68,18 @@ class Key:
     def honoured_on(self, day: date) -> bool:
         """The policy honours the key up to and including its ``expires`` day (UTC)."""
         return self.expires is None or day <= self.expires
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """An SSH certificate authority (SPEC §12): whose user certificates count, at which tier, how long-lived."""
+
+    name: str
+    ssh: str  # the CA's public key, "type base64", without the comment
+    id: str  # its ``SHA256:...`` fingerprint, as a certificate names its signer
+    tier: str
+    max_validity: timedelta  # a certificate valid for longer is no short-lived proof
+    line: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +115,7 @@ class Settings:
     allow_sha1: bool = False  # let signatures over SHA-1 (or RIPEMD-160) digests count (SPEC §5.1)
     state: str | None = None  # the shared state database (SPEC §11): a libpq connection string or service
     repository: str | None = None  # the name every replica knows the repository by (default: its git dir)
+    ssh_revoked: Path | None = None  # an OpenSSH KRL or a file of public keys: revoked certified keys (SPEC §12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +126,7 @@ class Policy:
     tiers: tuple[str, ...]
     keys: tuple[Key, ...]
     rules: tuple[Rule, ...]
+    authorities: tuple[Authority, ...] = ()
 
     def rank(self, tier: str) -> int:
         return self.tiers.index(tier)
@@ -120,9 +137,17 @@ class Policy:
 
     def key(self, key_id: str) -> Key | None:
         for k in self.keys:
-            if k.id == key_id:
+            if k.id == key_id and k.authority is None:
                 return k
         return None
+
+    def authority_of(self, ca_id: str) -> Authority | None:
+        """The policy authority whose CA key has the fingerprint ``ca_id``."""
+        return next((a for a in self.authorities if a.id == ca_id), None)
+
+    def certified(self, authority: Authority, owner: str) -> Key | None:
+        """The ``[[keys]]`` entry giving ``owner``'s certificates from ``authority`` their own tier."""
+        return next((k for k in self.keys if k.authority == authority.name and k.owner == owner), None)
 
 
 def parse_duration(text: str) -> timedelta:

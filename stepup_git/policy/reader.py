@@ -118,7 +118,9 @@ class Reader:
 
 
 def _label(where: str, index: int) -> str:
-    return f"[[{where}]] #{index + 1}" if where in ("keys", "rules") else (f"[{where}]" if where else "the top level")
+    if where in ("authorities", "keys", "rules"):
+        return f"[[{where}]] #{index + 1}"
+    return f"[{where}]" if where else "the top level"
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

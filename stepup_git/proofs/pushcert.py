@@ -125,23 +125,30 @@ class PushCertificate:
         except ValueError as exc:
             self.error = f"malformed push certificate {blob_id[:10]}: {exc}"
 
-    def signer(self, now: datetime) -> Assessment:
+    def signer(self, now: datetime, pusher: str | None = None) -> Assessment:
         if self._assessment is None:
             assert self.cert is not None
             s = self.session
             verified = s.signatures.verifier.verify(self.cert.signature, self.cert.payload)
-            self._assessment = assess(verified, s.policy, s.keyring, now)
+            self._assessment = assess(verified, s.policy, s.keyring, now, pusher=pusher)
         return self._assessment
 
-    def prove(self, update: Update, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+    def prove(self, update: Update, window: timedelta, now: datetime,
+              pusher: str | None = None) -> tuple[Assessment | None, str]:
         # Step 1: parsed strictly.
         if self.cert is None:
             return None, self.error or "malformed push certificate"
         cert = self.cert
         # Step 2: the signature, verified against the policy keyring, not Git's GPG status.
-        a = self.signer(now)
+        a = self.signer(now, pusher)
         if not a.valid:
             return None, f"push certificate {a.found}"
+        # Step 2b: signed with an SSH certificate, it stands for a login within the window (SPEC §12).
+        if a.certificate is not None:
+            recent, text = Freshness(now, window, self.session.policy.settings.clock_skew).describe(
+                a.found, None, a.certificate)
+            if not recent:
+                return None, f"push certificate {text}"
         # Step 3: the nonce Git issued for this push, and how old it is.
         if self.replay is not None:
             status = self.nonce_status or "MISSING"

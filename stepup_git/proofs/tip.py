@@ -13,7 +13,8 @@ from .freshness import Freshness
 
 
 def prove(update: Update, label: str, *, repo: Repository, signatures: SignatureSource, policy: Policy,
-          keyring: Keyring, window: timedelta, now: datetime) -> tuple[Assessment | None, str]:
+          keyring: Keyring, window: timedelta, now: datetime,
+          pusher: str | None = None) -> tuple[Assessment | None, str]:
     """(the signer's assessment when the tip ``label`` of ``update`` proves it, else None; a description)."""
     assert update.new is not None
     # Step 1: the tip can carry a signature (a commit or a tag object, not a tree or a blob).
@@ -26,9 +27,9 @@ def prove(update: Update, label: str, *, repo: Repository, signatures: Signature
         if tag_name != update.ref.removeprefix("refs/tags/"):
             return None, f"tip {label} is a tag object named {tag_name}, pushed as {update.ref}"
     # Step 3: the signature is valid (SPEC §5.1).
-    a = assess(signatures.verified(obj), policy, keyring, now)
+    a = assess(signatures.verified(obj), policy, keyring, now, pusher=pusher)
     if not a.valid:
         return None, f"tip {label}: {a.found}"
-    # Step 4: it was made within the window (SPEC §5.3).
-    fresh, text = Freshness(now, window, policy.settings.clock_skew).describe(a.found, a.signed_at)
+    # Step 4: it was made within the window, or its SSH certificate became valid within it (SPEC §5.3).
+    fresh, text = Freshness(now, window, policy.settings.clock_skew).describe(a.found, a.signed_at, a.certificate)
     return (a if fresh else None), f"tip {label}: {text}"

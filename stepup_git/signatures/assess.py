@@ -3,21 +3,24 @@
 Verification (:mod:`.verifier`) says whether a signature verifies over the exact bytes, by which key,
 made when; this module says whether that counts: the key is the policy's, its digest is strong enough,
 the key and the signature are neither expired nor revoked in OpenPGP terms, and the policy still honours
-the key. Gpg and Sequoia give the same :class:`~.verified.Verified`, so they give the same verdict.
+the key. Gpg and Sequoia give the same :class:`~.verified.Verified`, so they give the same verdict. A
+signature by a key certified by a policy authority (SPEC §12) counts for the certificate's principal.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from ..policy import Policy
+from ..policy import Key, Policy
 from .keyring import Keyring
 from .openpgp import RESIGN_SHA512, WEAK_DIGESTS
 from .verified import Assessment, Verified
 
 
-def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: datetime) -> Assessment:
-    """Decide whether a verified signature counts (SPEC §5.1), the same way for every verifier."""
+def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: datetime, *,
+           pusher: str | None = None) -> Assessment:
+    """Decide whether a verified signature counts (SPEC §5.1), the same way for every verifier;
+    ``pusher`` chooses the owner of a certificate naming several principals (SPEC §12)."""
     # Step 1: there is a signature at all.
     if verified is None:
         return Assessment(False, None, None, "no signature")
@@ -25,7 +28,9 @@ def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: dat
     # another object, a malformed or unsupported block: the verifier said which).
     if not verified.ok:
         return Assessment(False, None, verified.created, verified.problem or "a signature that does not verify")
-    # Step 3: the key is one the policy lists.
+    # Step 3: the key is one the policy lists, or one a policy authority certified.
+    if verified.certificate is not None:
+        return _certified(verified, policy, pusher)
     key = policy.key(verified.key_id or "")
     if key is None:
         return Assessment(False, None, verified.created,
@@ -55,3 +60,30 @@ def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: dat
         return Assessment(False, key, verified.created,
                           f"signed by {who}, but the policy stopped honouring the key after {key.expires}")
     return Assessment(True, key, verified.created, f"signed by {who}")
+
+
+def _certified(verified: Verified, policy: Policy, pusher: str | None) -> Assessment:
+    """Step 3 for a certified key (SPEC §12): the verifier has checked the authority, the certificate's
+    type, validity and revocation at the time judged; here its principal becomes the owner, and the
+    authority (or a ``[[keys]]`` entry for that authority and owner) gives the tier."""
+    cert = verified.certificate
+    assert cert is not None and cert.authority is not None
+    authority = next(a for a in policy.authorities if a.name == cert.authority)
+    # Step 3a: exactly one principal, or the pusher among several.
+    if len(cert.principals) == 1:
+        owner = cert.principals[0]
+    elif pusher is not None and pusher in cert.principals:
+        owner = pusher
+    else:
+        who = "the pusher is unknown" if pusher is None else f"the pusher {pusher} is not among them"
+        fix = f" for principal {pusher}" if pusher else ""
+        return Assessment(False, None, None, f"signed with {cert.describe()} from {authority.name}, which names "
+                          f"the principals {', '.join(cert.principals)} and {who}; get a certificate from "
+                          f"{authority.name}{fix} naming one principal", certificate=cert)
+    # Step 3b: the tier: the authority's, unless the policy gives this person's certificates their own.
+    entry = policy.certified(authority, owner)
+    tier = entry.tier if entry is not None else authority.tier
+    key = Key(id=cert.key_fingerprint, owner=owner, tier=tier, line=entry.line if entry else authority.line,
+              ssh=cert.key, authority=authority.name)
+    return Assessment(True, key, None, f"signed by {owner} ({tier}, {cert.describe()} from {authority.name})",
+                      certificate=cert)

@@ -24,8 +24,9 @@ from ..policy import Policy
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp")
 GPG_CONF = "trust-model always\nno-autostart\nno-auto-key-retrieve\n"
-_FORMAT = "2"  # bump when the cached listing changes shape, or when verifications cached under the keyring's
-# digest may no longer hold (2: digests are read from signature packets; SHA-256 repositories)
+_FORMAT = "3"  # bump when the cached listing changes shape, or when verifications cached under the keyring's
+# digest may no longer hold (2: digests are read from signature packets; SHA-256 repositories; 3: signatures
+# by SSH certificates, earlier refused as malformed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..policy import Key
+from .sshcert import SshCertificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,16 +23,23 @@ class Verified:
     expires: datetime | None = None  # the signature's own expiry
     problem: str | None = None
     digest: str | None = None  # an OpenPGP signature's hash algorithm, read from its packet (DIGESTS)
+    # the OpenSSH certificate an SSH signature was made with (SPEC §12); judged as of the time verified at
+    certificate: SshCertificate | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "created": self.created.timestamp() if self.created else None,
-                "expires": self.expires.timestamp() if self.expires else None}
+        out = {**asdict(self), "created": self.created.timestamp() if self.created else None,
+               "expires": self.expires.timestamp() if self.expires else None}
+        del out["certificate"]
+        if self.certificate is not None:  # never cached (SPEC §12), but kept whole when written
+            out["certificate"] = self.certificate.to_json()
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Verified:
         ts = {k: datetime.fromtimestamp(d[k], UTC) if d.get(k) is not None else None for k in ("created", "expires")}
         return cls(ok=bool(d["ok"]), kind=str(d["kind"]), key_id=d.get("key_id"), signing_key=d.get("signing_key"),
-                   created=ts["created"], expires=ts["expires"], problem=d.get("problem"), digest=d.get("digest"))
+                   created=ts["created"], expires=ts["expires"], problem=d.get("problem"), digest=d.get("digest"),
+                   certificate=SshCertificate.from_json(d["certificate"]) if d.get("certificate") else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +50,4 @@ class Assessment:
     key: Key | None
     signed_at: datetime | None
     found: str  # e.g. "signed by alice (maintainer, key 0123456789ABCDEF)" or "unsigned"
+    certificate: SshCertificate | None = None  # the certificate that made ``key`` (owner: its principal)

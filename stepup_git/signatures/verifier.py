@@ -9,6 +9,7 @@ path gives the same verdict.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ class Verifier:
     """Verifies OpenPGP signatures against the private keyring and SSH signatures against the policy."""
 
     def __init__(self, policy: Policy, keyring: Keyring, state_dir: Path, *, timeout: float = 30,
-                 fast: bool = True) -> None:
+                 fast: bool = True, now: datetime | None = None) -> None:
         self.policy = policy
         self.keyring = keyring
         self.state_dir = state_dir
@@ -35,7 +36,8 @@ class Verifier:
         self.fast = fast  # try the in-process Sequoia verifier first (stepup_git.signatures.sequoia)
         self._fast: Any = None
         self._gpg: GpgVerifier | None = None  # made when a signature first needs gpg
-        self._ssh = SshVerifier(policy, keyring, state_dir, timeout=timeout)
+        # certificates are judged at ``now`` (SPEC §12): such verifications are never kept past the push
+        self._ssh = SshVerifier(policy, keyring, state_dir, timeout=timeout, now=now)
 
     def verify_many(self, pairs: list[tuple[bytes, bytes]]) -> list[Verified]:
         """Verify many (signature, payload) pairs; OpenPGP ones in bulk on the fast path."""
