@@ -32,4 +32,4 @@ class AuditError(StepupError):
 
 
 class StateError(StepupError):
-    """The shared state database (SPEC §11) is unreachable, refuses the login, is too slow or fails."""
+    """The shared state database (docs/servers.md) is unreachable, refuses the login, is too slow or fails."""

@@ -66,7 +66,7 @@ class Signatures:
             pairs = [(obj.signature or b"", obj.payload) for _, obj in todo]
             for (i, obj), verified in zip(todo, self.verifier.verify_many(pairs), strict=True):
                 results[i] = verified
-                # a certificate's verdict holds at the time it was judged at only (SPEC §12)
+                # a certificate's verdict holds at the time it was judged at only (docs/semantics.md)
                 if store is not None and verified.certificate is None:
                     store.put(obj.oid, verified)
         for oid, result in zip(oids, results, strict=True):
@@ -119,7 +119,7 @@ class Session:
 
 def audit_record(verdict: Verdict, *, now: datetime, repo: str, pusher: str | None, mode: str,
                  nonce_status: str | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The SPEC §8 record of one judged update (``prev``/``hash`` are added by the audit log)."""
+    """The docs/semantics.md record of one judged update (``prev``/``hash`` are added by the audit log)."""
     if verdict.allowed:
         decision = "accept"
     elif verdict.break_glass is not None:

@@ -6,7 +6,7 @@ policy rejects the push with one line, and is itself recorded (decision ``error`
 error inside judging warns and accepts; a policy that cannot be loaded rejects in every mode (the
 hook cannot know what to protect) and is recorded in the repository's default log. A record that
 cannot be written rejects the push (warns in audit mode). When ``settings.state`` names a database
-(SPEC §11), the replay store and the audit chain are there; a push whose state cannot be reached is
+(docs/servers.md), the replay store and the audit chain are there; a push whose state cannot be reached is
 rejected (warned in audit mode) and recorded in the local log, since the database cannot hold it.
 Run as ``python -m stepup_git.hook``.
 """
@@ -94,7 +94,7 @@ class _Push:
         self.timeout = float(DEFAULT_TIMEOUT)
 
     def open_state(self, settings: Settings, git_dir: Path) -> PostgresReplayStore:
-        """The shared state (SPEC §11): one connection for the push, bounded by the hook's timeout
+        """The shared state (docs/servers.md): one connection for the push, bounded by the hook's timeout
         (opened on first use); the audit chain goes there, and the replay store it returns."""
         from .state import repository_name
         from .state.postgres import Database, PostgresAuditLog, PostgresReplayStore
@@ -237,7 +237,7 @@ def _run(raw: bytes, push: _Push, alarm: _Alarm, launcher: Path | None) -> _Outc
     try:
         push.git_dir = Path(repo.path)
         # Split at \n only, and keep every byte: a ref name that is not UTF-8 is judged and
-        # recorded as what it is (SPEC §6, §8).
+        # recorded as what it is (docs/semantics.md, "Failing closed"; docs/semantics.md, "The audit log").
         push.updates = parse_updates(raw.decode("utf-8", "surrogateescape"))
         return _judge(repo, push.updates, raw, push, alarm, launcher)
     finally:

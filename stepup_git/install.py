@@ -31,7 +31,7 @@ MIN_SEED = 32  # bytes of a nonce seed given in a file: as many as the random on
 
 def read_nonce_seed(path: Path) -> str:
     """The nonce seed kept in ``path`` (its content, the final newline left out), which the replicas of a
-    repository share (SPEC §11). The file must be private to its owner and the seed at least
+    repository share (docs/servers.md). The file must be private to its owner and the seed at least
     ``MIN_SEED`` bytes; ``UsageError`` otherwise."""
     try:
         info = path.stat()

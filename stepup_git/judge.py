@@ -1,4 +1,4 @@
-"""Judge ref updates against the policy (SPEC §4). Pure of the environment: callers pass plain values.
+"""Judge ref updates against the policy (docs/semantics.md). Pure of the environment: callers pass plain values.
 
 The steps of §4 are named in the code: (1) match rules by ref, action and changed paths; (2) ``signed``;
 (3) ``step-up``; (4) ``signed-tag``; (5) ``deny``. The push is all-or-nothing (6) and every finding says
@@ -43,7 +43,7 @@ class Judge:
         self._vetted: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def vetted(self, rule: Rule) -> tuple[str, ...]:
-        """SPEC §2's vetted commits of a rule, as the tips they are reachable from: existing refs that
+        """docs/semantics.md vetted commits of a rule, as the tips they are reachable from: existing refs that
         the rule's ``refs`` patterns match, and the repository's baseline. A commit reachable only from
         other refs (a feature branch, a note, a replace ref, a tag a pusher parked) is not vetted."""
         key = rule.refs
@@ -169,7 +169,7 @@ class Judge:
             found.append(text)
             if a_tip is not None:
                 offered.append(("tip-signature", a_tip, update.new))
-        # Proofs count per person: one owner never counts twice, whatever keys they hold (SPEC §4.3).
+        # Proofs count per person: one owner never counts twice, whatever keys they hold (docs/semantics.md, "Rules").
         counted: dict[str, Proof] = {}
         for kind, a, obj in offered:
             key = a.key

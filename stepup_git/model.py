@@ -60,7 +60,7 @@ class SignedObject:
 
 @dataclass(frozen=True, slots=True)
 class Certified:
-    """The SSH certificate a proof's signature was made with (SPEC §12): which authority issued it to whom,
+    """The SSH certificate a proof's signature was made with (docs/semantics.md): which authority issued it to whom,
     under which key id and serial, valid when."""
 
     authority: str

@@ -117,7 +117,7 @@ class PathPatterns(_Compiled):
         return included
 
     def matches_changed(self, path: str, *, gitlink: bool = False) -> bool:
-        """A changed path (SPEC §2). A gitlink (submodule) at ``path`` stands for everything below it,
+        """A changed path (docs/semantics.md). A gitlink (submodule) at ``path`` stands for everything below it,
         so a pattern that matches anything below that directory (``infra/**``, ``infra/*``,
         ``infra/``) matches the gitlink at ``infra`` too."""
         return self.matches(path) or (gitlink and self.matches(f"{path}/{GITLINK_PROBE}"))

@@ -11,7 +11,7 @@ from .signatures import Assessment, Verified
 
 
 class Repository(Protocol):
-    """The repository as the judge reads it (SPEC §2): what it holds, never how it is read. The git
+    """The repository as the judge reads it (docs/semantics.md, "Updates"): what it holds, never how it is read. The git
     adapter (:class:`stepup_git.git.Repo`) is the one implementation; a test may give another."""
 
     def action(self, update: Update) -> str:
@@ -23,7 +23,7 @@ class Repository(Protocol):
         ...
 
     def baseline(self) -> list[str]:
-        """The commits the baseline recorded (SPEC §2)."""
+        """The commits the baseline recorded (docs/semantics.md, "Updates")."""
         ...
 
     def added_commits(self, update: Update, vetted: Sequence[str]) -> Iterator[str]:
@@ -31,7 +31,7 @@ class Repository(Protocol):
         ...
 
     def changed_paths(self, update: Update, vetted: Sequence[str]) -> Iterator[tuple[str, bool]]:
-        """(path, is a gitlink) of SPEC §2's changed paths, lazily."""
+        """(path, is a gitlink) of docs/semantics.md, "Updates" changed paths, lazily."""
         ...
 
     def type_of(self, oid: str) -> str: ...
@@ -58,7 +58,7 @@ class SignatureSource(Protocol):
 
 
 class CertificateProof(Protocol):
-    """A push certificate as a proof source (SPEC §5.2)."""
+    """A push certificate as a proof source (docs/semantics.md, "Push certificates")."""
 
     blob_id: str
 
@@ -81,7 +81,7 @@ class VerificationStore(Protocol):
 
 
 class ReplayClaims(Protocol):
-    """The push certificates already used (SPEC §5.2): the local store
+    """The push certificates already used (docs/semantics.md, "Push certificates"): the local store
     (:class:`stepup_git.proofs.replay.ReplayStore`) or the one every replica shares
     (:class:`stepup_git.state.postgres.PostgresReplayStore`)."""
 

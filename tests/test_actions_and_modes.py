@@ -1,4 +1,4 @@
-"""Actions (SPEC §2, §3 `on`), `deny`, pusher binding (§5.4), audit mode and failing closed (§6).
+"""Actions (docs/semantics.md; README.md `on`), `deny`, pusher binding (§5.4), audit mode and failing closed (§6).
 
 Every push goes through the installed hook with real git and gpg; a few tests run the installed hook
 directly to feed it input or an environment no `git push` can produce.
@@ -240,7 +240,7 @@ def test_force_push_to_main_needs_a_release_proof(
 def test_force_push_fix_names_a_command_that_works(
     people: People, server: Server, clone: Clone
 ) -> None:
-    """The fix printed for a refused rewrite must itself be a force-push (SPEC §4.7: the command
+    """The fix printed for a refused rewrite must itself be a force-push (docs/semantics.md, "Rules": the command
     that fixes it); a plain `git push --signed` is refused by Git as a non-fast-forward."""
     old, _ = rewritten_main(server, clone, people)
     result = clone.push("main", force=True)
@@ -597,8 +597,8 @@ def test_missing_gpg_rejects_with_one_line(
 def test_missing_gpg_in_audit_mode_warns_and_accepts(
     people: People, server: Server, clone: Clone, tmp_path: Path
 ) -> None:
-    """SPEC §6: an internal error rejects the push except in audit mode, where it warns and accepts
-    (a policy that cannot be loaded is the one error that rejects in every mode, SPEC §3)."""
+    """docs/semantics.md: an internal error rejects the push except in audit mode, where it warns and accepts
+    (a policy that cannot be loaded is the one error that rejects in every mode, README.md, "The policy")."""
     rewind = rewind_with_signed_tip(server, clone, people, mode="audit")
     code, lines, out = run_hook(server, rewind, env=no_gpg(tmp_path))
     assert (lines, out) == (

@@ -1,4 +1,4 @@
-"""The audit log when things go wrong (SPEC §8): a write that fails leaves log and head byte for
+"""The audit log when things go wrong (docs/semantics.md): a write that fails leaves log and head byte for
 byte as they were and refuses (or, in audit mode, warns about) the push; `audit verify` fails for a
 missing log and checks the chain against a head kept elsewhere (`--head HASH[:COUNT]`)."""
 

@@ -1,4 +1,4 @@
-"""Ways around the rules (SPEC §2, §4, §6), each refused, each with its legitimate twin accepted.
+"""Ways around the rules (docs/semantics.md), each refused, each with its legitimate twin accepted.
 
 Every attack is built with real git and gpg and pushed through the installed hook: substituted objects
 (replace refs, the verification cache), creates at commits parked on unguarded refs, a two-person rule

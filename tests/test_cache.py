@@ -1,4 +1,4 @@
-"""The verification cache (SPEC §10): reused under the same keyring and policy, never across a change,
+"""The verification cache (bench/README.md): reused under the same keyring and policy, never across a change,
 and anything wrong with its file only turns it off (it never decides a push)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `stepup-git` command line (SPEC §7), run as a subprocess: install, policy check, check, verify.
+"""The `stepup-git` command line (README.md, "Commands"), run as a subprocess: install, policy check, check, verify.
 
 Every invocation goes through `stepup()`, which also proves that no error prints a traceback.
 """

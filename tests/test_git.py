@@ -1,4 +1,4 @@
-"""The repository as SPEC §2 sees it, on real repositories built with git: updates, action, base,
+"""The repository as docs/semantics.md ("Updates") sees it, on real repositories built with git: updates, action, base,
 added commits, changed paths and signed payloads."""
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ def _work(path: Path) -> Path:
     (path / MIGRATION).parent.mkdir(parents=True)
     (path / MIGRATION).write_text("CREATE TABLE users (id INTEGER PRIMARY KEY);\n")
     run(["git", "add", "-A"], cwd=path)
-    # each person's own commit: one already on a branch of the server would be vetted there (SPEC §2)
+    # each person's own commit: one already on a branch of the server would be vetted there (docs/semantics.md)
     run(["git", "commit", "-q", "--no-gpg-sign", "-m", f"Add the users table ({path.name})"], cwd=path)
     return path
 

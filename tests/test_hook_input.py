@@ -1,5 +1,5 @@
 """What the hook reads: names that are not UTF-8, ref names holding line separators, and stdin,
-the environment and the clock passed in as values (SPEC §2, §6, §8).
+the environment and the clock passed in as values (docs/semantics.md).
 
 Every push goes through the installed hook with real git and gpg; each test checks the exact
 `remote:` lines, whether the server ref moved, the audit record and `audit verify`/`audit show`.

@@ -1,4 +1,4 @@
-"""The policy loader (SPEC §3): every error as `PATH:LINE: message`, never a half-loaded policy."""
+"""The policy loader (README.md, "The policy"): every error as `PATH:LINE: message`, never a half-loaded policy."""
 
 from __future__ import annotations
 

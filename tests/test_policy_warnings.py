@@ -1,4 +1,4 @@
-"""`stepup-git policy check` warns about policies that leave a way around their own rules (SPEC §2, §7).
+"""`stepup-git policy check` warns about policies that leave a way around their own rules (docs/semantics.md).
 
 A warning never makes a policy invalid: the check still exits 0. Warnings are the lines of the
 check's output that contain `warning:`.

@@ -1,4 +1,4 @@
-"""Signed push certificates as step-up proofs (SPEC §5.2), over every transport a Git server offers.
+"""Signed push certificates as step-up proofs (docs/semantics.md), over every transport a Git server offers.
 
 Real pushes go through the installed hook over a local path, `git daemon`, smart HTTP (nginx +
 fcgiwrap, basic auth, so `REMOTE_USER` is the pusher) and SSH (`STEPUP_PUSHER` per key). Replay
@@ -600,7 +600,7 @@ def test_http_first_use_after_slop_but_within_window_is_accepted(
 ) -> None:
     """A slow push (nonce older than `receive.certNonceSlop`, inside `fresh_within`) is accepted.
 
-    Git reports SLOP with the nonce's age; SPEC §5.2 accepts SLOP within the rule's window.
+    Git reports SLOP with the nonce's age; docs/semantics.md, "Push certificates" accepts SLOP within the rule's window.
     """
     clone = make_clone(net_server)
     seed = protect(net_server, clone, people)

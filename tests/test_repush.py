@@ -1,4 +1,4 @@
-"""Pushing known commits again (SPEC §10): their verifications come from the cache, yet each push is
+"""Pushing known commits again (bench/README.md): their verifications come from the cache, yet each push is
 judged as of now (a key that stopped counting fails), and the action is always computed from the
 objects (a re-push never turns the way back, or a rewrite, into a fast-forward)."""
 

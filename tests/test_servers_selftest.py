@@ -302,7 +302,7 @@ def test_http_basic_auth_signed_push_and_replay(
         nonce_stamp = int(signed["GIT_PUSH_CERT_NONCE"].split("-", 1)[0])
 
         # Replay inside the slop window: Git reports the nonce OK (the attack the replay
-        # store in SPEC 5.2 exists for).
+        # store of docs/semantics.md exists for).
         git("update-ref", "refs/heads/main", tip1, cwd=bare)
         status, body = replay(recorded)
         assert status == 200

@@ -1,4 +1,4 @@
-"""SHA-256 repositories (SPEC §5.1).
+"""SHA-256 repositories (docs/semantics.md, "Valid signatures").
 
 `split_commit` reads a commit's signature as Git's `parse_buffer_signed_by_header` does: the
 `gpgsig-sha256` header in a SHA-256 repository, `gpgsig` in a SHA-1 one, over the commit without any

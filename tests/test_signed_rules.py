@@ -1,4 +1,4 @@
-"""`require = "signed"` (SPEC §4.2, §5.1): every added commit signed by a policy key of the tier."""
+"""`require = "signed"` (docs/semantics.md): every added commit signed by a policy key of the tier."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step-up through the identity provider (SPEC §5.3, §12): short-lived SSH user certificates from a
+"""Step-up through the identity provider (docs/semantics.md): short-lived SSH user certificates from a
 policy `[[authorities]]` CA as fresh proofs, through real pushes.
 
 `ssh-keygen -s` is the CA; Git signs commits and push certificates with the `-cert.pub` (`gpg.format =

@@ -1,4 +1,4 @@
-"""The shared state in a real PostgreSQL server (SPEC §11): the replay store, the audit chain, their
+"""The shared state in a real PostgreSQL server (docs/servers.md): the replay store, the audit chain, their
 faults and the move of a repository's local state into the database."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Several Git servers, one truth (SPEC §11), through real pushes and a real PostgreSQL server.
+"""Several Git servers, one truth (docs/servers.md), through real pushes and a real PostgreSQL server.
 
 Three replicas of one project: bare repositories with the same history, one policy and keyring, one
 nonce seed (`install --nonce-seed-file`) and one state database. Each is served over smart HTTP by its

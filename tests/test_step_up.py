@@ -1,4 +1,4 @@
-"""`require = "step-up"` on guarded paths (SPEC §2, §4.3, §5.2, §5.3): fresh proofs for risky changes.
+"""`require = "step-up"` on guarded paths (docs/semantics.md): fresh proofs for risky changes.
 
 Every push goes through the installed hook with real git and gpg; each test checks whether the server
 ref moved, the exact `remote:` lines and, where it matters, the audit record.
@@ -238,7 +238,7 @@ def test_ssh_signed_tip_is_no_fresh_proof(people: People, server: Server, clone:
 def test_ssh_signed_push_certificate_is_a_fresh_proof(
     people: People, server: Server, clone: Clone
 ) -> None:
-    """The nonce makes an SSH-signed push certificate fresh, unlike an SSH-signed tip (SPEC §5.3)."""
+    """The nonce makes an SSH-signed push certificate fresh, unlike an SSH-signed tip (docs/semantics.md, "Rules")."""
     seeded(server, clone, people, ssh=True)
     oid = add_migration(clone)
     record = assert_accepted(server, clone.push("main", signed=people.alice_ssh), oid)
@@ -424,7 +424,7 @@ def test_merge_bringing_a_guarded_change_from_an_unprotected_branch(
 def test_creating_a_branch_at_commits_a_branch_of_the_rule_carries_changes_nothing(
     people: People, server: Server, clone: Clone
 ) -> None:
-    """SPEC §2: commits on a ref the rule covers are vetted for it; a create there adds nothing."""
+    """docs/semantics.md, "Updates": commits on a ref the rule covers are vetted for it; a create there adds nothing."""
     seeded(server, clone, people, refs="refs/heads/release/*")
     stale = add_migration(clone, sign=people.alice, at=STALE)
     assert_accepted(server, clone.push("main:refs/heads/release/1", signed=people.alice), stale,
@@ -437,7 +437,7 @@ def test_creating_a_branch_at_commits_a_branch_of_the_rule_carries_changes_nothi
 def test_creating_a_branch_at_the_default_branch_tip_is_judged_when_the_rule_does_not_cover_it(
     people: People, server: Server, clone: Clone
 ) -> None:
-    """SPEC §2: the default branch vets nothing for a rule that does not cover it: creating release/1
+    """docs/semantics.md: the default branch vets nothing for a rule that does not cover it: creating release/1
     at main's tip brings main's migration to the release rule for the first time."""
     seeded(server, clone, people, refs="refs/heads/release/*")
     stale = add_migration(clone, sign=people.alice, at=STALE)

@@ -1,4 +1,4 @@
-"""`require = "signed-tag"` (SPEC §4.4): release tags are annotated and signed by a release key."""
+"""`require = "signed-tag"` (docs/semantics.md, "Rules"): release tags are annotated and signed by a release key."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def test_stale_tag_is_rejected_under_fresh_within(
 
 
 def test_future_dated_tag_is_not_fresh(people: People, server: Server, clone: Clone) -> None:
-    """A tag signed a day ahead is beyond the clock skew, so it is no fresh proof (SPEC §5.3)."""
+    """A tag signed a day ahead is beyond the clock skew, so it is no fresh proof (docs/semantics.md, "Rules")."""
     protect(server, people, fresh_within="10m")
     clone.commit("release me")
     oid = clone.tag("v1.0", sign=people.carol, at=ago(days=-1))

@@ -1,4 +1,4 @@
-"""The hook's deadline (SPEC §6): it rejects a push that takes too long, no library code can swallow
+"""The hook's deadline (docs/semantics.md): it rejects a push that takes too long, no library code can swallow
 it, it is recorded as an error, and it is disarmed before the record is written, so a record always
 says what Git was told."""
 

@@ -1,4 +1,4 @@
-"""The in-process Sequoia fast path and gpg give the same verdict on every signature (SPEC §5.1).
+"""The in-process Sequoia fast path and gpg give the same verdict on every signature (docs/semantics.md).
 
 One corpus of real signatures (real gpg, real ssh-keygen, real signed commits and tags) is judged by
 `Verifier(fast=True)` and `Verifier(fast=False)` (gpg only), one by one and in bulk (`verify_many`,
@@ -74,12 +74,12 @@ class World:
 MULTI_BUG = (
     "product bug: a signature blob holding two signatures (a policy key's, then or after an unknown "
     "key's) counts as the policy key's signature; git verify-commit refuses multiple signatures, and "
-    "SPEC §5.1 wants keys from the policy keyring only"
+    "docs/semantics.md (Valid signatures) wants keys from the policy keyring only"
 )
 BYPASS_BUG = (
     "product bug: appending an unknown key's signature to a signature by a revoked/expired signing "
     "subkey makes it count: gpg's status lines of both signatures are merged (signing_key becomes the "
-    "unknown key's fingerprint), so assess() never sees the revoked/expired subkey (SPEC §5.1)"
+    "unknown key's fingerprint), so assess() never sees the revoked/expired subkey (docs/semantics.md)"
 )
 FIRST_ONLY_BUG = (
     "product bug: the Sequoia fast path reads only the first signature of the blob (mallory: unknown "
@@ -90,7 +90,7 @@ MERGED_BUG = (
     "signing key (fingerprint) of the other (mallory's), Sequoia those of the first; they differ"
 )
 EXPECTED_BUGS: dict[str, str] = {}
-"""Cases whose verdict differs from SPEC §5.1 (in at least one verifier)."""
+"""Cases whose verdict differs from docs/semantics.md ("Valid signatures") (in at least one verifier)."""
 DISAGREE_BUGS: dict[str, str] = {}
 """Cases where Sequoia-first and gpg-only verification disagree."""
 

@@ -1,4 +1,4 @@
-"""Signatures over weak digests (SPEC §5.1): SHA-1 signatures can be forged for chosen data, so a
+"""Signatures over weak digests (docs/semantics.md): SHA-1 signatures can be forged for chosen data, so a
 signature whose digest is SHA-1 (or RIPEMD-160, or MD5) does not count unless the policy sets
 `settings.allow_sha1 = true` (which never lets MD5 count).
 

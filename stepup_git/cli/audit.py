@@ -1,5 +1,5 @@
 """``stepup-git audit show|verify``: the command line of the audit log, read from the file or, when the
-repository's policy names one, from the state database (SPEC §11)."""
+repository's policy names one, from the state database (docs/servers.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``stepup-git keys list|add|remove``: the command line of the policy's keys (SPEC §7).
+"""``stepup-git keys list|add|remove``: the command line of the policy's keys (README.md, "Commands").
 
 The work is done in ``policy.keys``; this module parses the arguments, prints and chooses exit codes.
 """

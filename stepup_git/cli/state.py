@@ -1,5 +1,5 @@
 """``stepup-git state migrate``: move a repository's local audit log and replay store into the database
-its policy names (SPEC §11); and, for the other commands, where a repository's shared state is."""
+its policy names (docs/servers.md); and, for the other commands, where a repository's shared state is."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The policy (SPEC §3): frozen values, loaded and validated once from TOML.
+"""The policy (README.md, "The policy"): frozen values, loaded and validated once from TOML.
 
 The names the rest of the package uses are re-exported here. The modules: ``model`` (the values and
 the pure parsers), ``reader`` (typed values out of TOML tables, problems at their lines), ``load``

@@ -1,4 +1,4 @@
-"""Editing the ``[[keys]]`` tables of a policy file while keeping the rest of its text (SPEC §7).
+"""Editing the ``[[keys]]`` tables of a policy file while keeping the rest of its text (README.md, "Commands").
 
 A new ``[[keys]]`` table is rendered with tomlkit and spliced in after the last listed key, and a
 removed table is cut out by its lines, so every comment, blank line and ordering outside the changed

@@ -1,4 +1,4 @@
-"""The key files of a keyring folder (SPEC §7): what an OpenPGP or SSH key file holds, read safely.
+"""The key files of a keyring folder (README.md, "Commands"): what an OpenPGP or SSH key file holds, read safely.
 
 OpenPGP files are read with ``gpg --show-keys`` in a scratch GnuPG home that is thrown away, so
 looking at a file never imports it anywhere.

@@ -1,4 +1,4 @@
-"""The policy's keys (SPEC §7): list them with what GnuPG and the keyring folder say, add one, remove some.
+"""The policy's keys (README.md): list them with what GnuPG and the keyring folder say, add one, remove some.
 
 These are the operations behind ``stepup-git keys list|add|remove``; they return what was done and
 the warnings, and raise :class:`StepupError`. An edit keeps the policy's text and is proven before it

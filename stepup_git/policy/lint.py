@@ -1,4 +1,4 @@
-"""Warnings about a valid policy: rules that can never pass, and what a policy leaves open (SPEC §2).
+"""Warnings about a valid policy: rules that can never pass, and what a policy leaves open (docs/semantics.md).
 
 A warning never stops a policy from loading; ``policy check`` and ``load_with_warnings`` show them as
 ``PATH:LINE: warning: message``. Here they are (line, message) pairs, in the order of the rules.
@@ -20,7 +20,7 @@ REPLACE_WARNING = ("no rule guards refs/replace/*: stepup-git judges objects as 
 
 def holders(policy: Policy, tier: str, keys: Iterable[Key] | None = None) -> list[str]:
     """The people (key owners) holding a key of ``tier`` or higher, sorted: ``signers`` counts people,
-    not keys (SPEC §4.3). ``keys`` defaults to the policy's own."""
+    not keys (docs/semantics.md, "Rules"). ``keys`` defaults to the policy's own."""
     return sorted({k.owner for k in (policy.keys if keys is None else keys) if policy.satisfies(k, tier)})
 
 

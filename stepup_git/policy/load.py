@@ -1,4 +1,4 @@
-"""Load a TOML policy (SPEC §3) once into frozen, typed values.
+"""Load a TOML policy (README.md, "The policy") once into frozen, typed values.
 
 Every problem is reported as ``PATH:LINE: message``; a policy with any error never half-loads.
 Patterns, tiers, durations and fingerprints are checked and compiled here so that judging cannot fail
@@ -185,7 +185,7 @@ def _settings(ld: Reader, path: Path, tiers: tuple[str, ...], table: dict[str, A
 
 
 def _authorities(ld: Reader, tiers: tuple[str, ...], entries: list[Any]) -> tuple[Authority, ...]:
-    """SSH certificate authorities (SPEC §12): a name, the CA's public key, a tier, a longest validity."""
+    """SSH certificate authorities (docs/semantics.md): a name, the CA's public key, a tier, a longest validity."""
     found: list[Authority] = []
     names: dict[str, int] = {}
     cas: dict[str, int] = {}
@@ -281,7 +281,7 @@ def _keys(ld: Reader, tiers: tuple[str, ...], entries: list[Any],
 
 def _certified_key(ld: Reader, i: int, entry: dict[str, Any], owner: str | None, tier: str | None,
                    authorities: set[str], head: int) -> Key | None:
-    """A ``[[keys]]`` entry giving one person's certificates from an authority their own tier (SPEC §12)."""
+    """A ``[[keys]]`` entry giving one person's certificates from an authority their own tier (docs/semantics.md)."""
     name = ld.take(entry, "authority", str, "keys", i)
     if name is None or owner is None or tier is None:
         return None

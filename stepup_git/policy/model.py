@@ -1,4 +1,4 @@
-"""The policy's values (SPEC §3): frozen dataclasses, the words a policy may use, and the pure parsers.
+"""The policy's values (README.md, "The policy"): frozen dataclasses, the words a policy may use, and the pure parsers.
 
 Nothing here reads a file; ``load`` builds these values from the TOML and checks them first.
 """
@@ -53,7 +53,7 @@ class Key:
     fingerprint: str | None = None
     ssh: str | None = None  # "type base64", without the comment
     expires: date | None = None
-    authority: str | None = None  # the [[authorities]] name whose certificates this is (SPEC §12)
+    authority: str | None = None  # the [[authorities]] name whose certificates this is (docs/semantics.md)
 
     @property
     def kind(self) -> str:
@@ -72,7 +72,7 @@ class Key:
 
 @dataclass(frozen=True, slots=True)
 class Authority:
-    """An SSH certificate authority (SPEC §12): whose user certificates count, at which tier, how long-lived."""
+    """An SSH certificate authority (docs/semantics.md): whose user certificates count, at which tier, how long."""
 
     name: str
     ssh: str  # the CA's public key, "type base64", without the comment
@@ -112,10 +112,10 @@ class Settings:
     timeout: timedelta
     break_glass: str | None = None  # the tier whose signed push may override failing rules
     syslog: bool = False  # also send a summary of each audit record to syslog
-    allow_sha1: bool = False  # let signatures over SHA-1 (or RIPEMD-160) digests count (SPEC §5.1)
-    state: str | None = None  # the shared state database (SPEC §11): a libpq connection string or service
+    allow_sha1: bool = False  # let signatures over SHA-1 (or RIPEMD-160) digests count (docs/semantics.md)
+    state: str | None = None  # the shared state database (docs/servers.md): a libpq connection string or service
     repository: str | None = None  # the name every replica knows the repository by (default: its git dir)
-    ssh_revoked: Path | None = None  # an OpenSSH KRL or a file of public keys: revoked certified keys (SPEC §12)
+    ssh_revoked: Path | None = None  # an OpenSSH KRL or a file of public keys: revoked certified keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
-"""Freshness (SPEC §5.3): a time ``t`` is fresh when ``now - window <= t <= now + clock_skew``.
+"""Freshness (docs/semantics.md, "Rules"): a time ``t`` is fresh when ``now - window <= t <= now + clock_skew``.
 
 Written once, for the times that must be fresh: a tip signature's (a step-up proof), a signed tag's
 when its rule sets its own ``fresh_within``, the time stamp of a push certificate's nonce, and the start
-of the SSH certificate a signature was made with (the login it stands for, SPEC §12).
+of the SSH certificate a signature was made with (the login it stands for, docs/semantics.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed push certificates as step-up proofs (SPEC §5.2).
+"""Signed push certificates as step-up proofs (docs/semantics.md, "Push certificates").
 
 Git accepts a push whatever its certificate says when the hook exits 0, and its GIT_PUSH_CERT_STATUS
 comes from the server user's own GnuPG home, so none of that is trusted. The certificate blob is read
@@ -143,7 +143,7 @@ class PushCertificate:
         a = self.signer(now, pusher)
         if not a.valid:
             return None, f"push certificate {a.found}"
-        # Step 2b: signed with an SSH certificate, it stands for a login within the window (SPEC §12).
+        # Step 2b: signed with an SSH certificate, it stands for a login within the window (docs/semantics.md).
         if a.certificate is not None:
             recent, text = Freshness(now, window, self.session.policy.settings.clock_skew).describe(
                 a.found, None, a.certificate)
@@ -209,7 +209,7 @@ class PushCertificate:
 def from_environment(env: Mapping[str, str], session: Session, now: datetime,
                      replay: ReplayClaims | None = None) -> PushCertificate | None:
     """The certificate of the push being received, if the client signed it. ``replay``: the shared
-    store (SPEC §11); by default the repository's own, ``<git dir>/stepup/push-certs.sqlite``."""
+    store (docs/servers.md); by default the repository's own, ``<git dir>/stepup/push-certs.sqlite``."""
     blob = env.get("GIT_PUSH_CERT", "").strip()
     if not blob:
         return None

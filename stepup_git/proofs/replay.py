@@ -1,4 +1,4 @@
-"""The replay store of push certificates (SPEC §5.2): over stateless HTTP a captured certificate
+"""The replay store of push certificates (docs/semantics.md): over stateless HTTP a captured certificate
 replays with nonce status OK inside the slop window, so every accepted certificate is kept, by what it
 signs, until it is older than the longest window, and a certificate seen before is refused."""
 

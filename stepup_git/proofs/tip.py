@@ -1,4 +1,4 @@
-"""The tip-signature proof of a step-up rule (SPEC §4.3, §5.3): a valid signature on the pushed tip
+"""The tip-signature proof of a step-up rule (docs/semantics.md, "Rules"): a valid signature on the pushed tip
 (a commit, or an annotated tag pushed under its own name), made within the rule's window."""
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ def prove(update: Update, label: str, *, repo: Repository, signatures: Signature
         tag_name = repo.tag_info(update.new)[0]
         if tag_name != update.ref.removeprefix("refs/tags/"):
             return None, f"tip {label} is a tag object named {tag_name}, pushed as {update.ref}"
-    # Step 3: the signature is valid (SPEC §5.1).
+    # Step 3: the signature is valid (docs/semantics.md, "Valid signatures").
     a = assess(signatures.verified(obj), policy, keyring, now, pusher=pusher)
     if not a.valid:
         return None, f"tip {label}: {a.found}"
-    # Step 4: it was made within the window, or its SSH certificate became valid within it (SPEC §5.3).
+    # Step 4: it was made within the window, or its SSH certificate became valid within it (docs/semantics.md, "Rules").
     fresh, text = Freshness(now, window, policy.settings.clock_skew).describe(a.found, a.signed_at, a.certificate)
     return (a if fresh else None), f"tip {label}: {text}"

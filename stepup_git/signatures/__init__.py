@@ -1,4 +1,4 @@
-"""Signatures (SPEC §5.1): verify them, and decide whether they count under the policy.
+"""Signatures (docs/semantics.md, "Valid signatures"): verify them, and decide whether they count under the policy.
 
 One module per concern: :mod:`.verified` (the values), :mod:`.verifier` (which path verifies a
 signature), :mod:`.openpgp` (OpenPGP packets and gpg, through python-gnupg), :mod:`.sequoia` (the

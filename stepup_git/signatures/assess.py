@@ -1,10 +1,10 @@
-"""Whether a verified signature counts under the policy (SPEC §5.1), decided once for every verifier.
+"""Whether a verified signature counts under the policy (docs/semantics.md), decided once for every verifier.
 
 Verification (:mod:`.verifier`) says whether a signature verifies over the exact bytes, by which key,
 made when; this module says whether that counts: the key is the policy's, its digest is strong enough,
 the key and the signature are neither expired nor revoked in OpenPGP terms, and the policy still honours
 the key. Gpg and Sequoia give the same :class:`~.verified.Verified`, so they give the same verdict. A
-signature by a key certified by a policy authority (SPEC §12) counts for the certificate's principal.
+signature by a key certified by a policy authority (docs/semantics.md) counts for the certificate's principal.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from .verified import Assessment, Verified
 
 def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: datetime, *,
            pusher: str | None = None) -> Assessment:
-    """Decide whether a verified signature counts (SPEC §5.1), the same way for every verifier;
-    ``pusher`` chooses the owner of a certificate naming several principals (SPEC §12)."""
+    """Decide whether a verified signature counts (docs/semantics.md), the same way for every verifier;
+    ``pusher`` chooses the owner of a certificate naming several principals (docs/semantics.md)."""
     # Step 1: there is a signature at all.
     if verified is None:
         return Assessment(False, None, None, "no signature")
@@ -63,7 +63,7 @@ def assess(verified: Verified | None, policy: Policy, keyring: Keyring, now: dat
 
 
 def _certified(verified: Verified, policy: Policy, pusher: str | None) -> Assessment:
-    """Step 3 for a certified key (SPEC §12): the verifier has checked the authority, the certificate's
+    """Step 3 for a certified key (docs/semantics.md): the verifier has checked the authority, the certificate's
     type, validity and revocation at the time judged; here its principal becomes the owner, and the
     authority (or a ``[[keys]]`` entry for that authority and owner) gives the tier."""
     cert = verified.certificate

@@ -1,6 +1,6 @@
 """SSH signatures (``gpg.format=ssh``): read the SSHSIG blob, then verify it with ``ssh-keygen -Y verify``
-against the policy's ``ssh`` keys, namespace ``git`` (SPEC §5.1), or, for a key certified by a policy
-SSH certificate authority, against that authority at the time given (SPEC §12)."""
+against the policy's ``ssh`` keys, namespace ``git`` (docs/semantics.md), or, for a key certified by a policy
+SSH certificate authority, against that authority at the time given (docs/semantics.md)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ class SshVerifier:
         return proc.returncode == 0
 
     def _certified(self, cert: SshCertificate, line: str, signature: bytes, payload: bytes) -> Verified:
-        """A signature by a certified key (SPEC §12), each step named as it fails; ``line`` is the
+        """A signature by a certified key (docs/semantics.md), each step named as it fails; ``line`` is the
         certificate as ``type base64``."""
         def refuse(problem: str) -> Verified:
             return Verified(False, "ssh", key_id=cert.key_fingerprint, certificate=cert, problem=problem)

@@ -1,4 +1,4 @@
-"""OpenSSH certificates (``PROTOCOL.certkeys``): what a certified key's signature carries (SPEC §12).
+"""OpenSSH certificates (``PROTOCOL.certkeys``): what a certified key's signature carries (docs/semantics.md).
 
 An SSHSIG blob made with a ``-cert.pub`` key holds the whole certificate where a plain signature holds
 the public key. This module reads it: the certified key, serial, type (user or host), key id, principals,

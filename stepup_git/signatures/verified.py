@@ -23,14 +23,14 @@ class Verified:
     expires: datetime | None = None  # the signature's own expiry
     problem: str | None = None
     digest: str | None = None  # an OpenPGP signature's hash algorithm, read from its packet (DIGESTS)
-    # the OpenSSH certificate an SSH signature was made with (SPEC §12); judged as of the time verified at
+    # the OpenSSH certificate an SSH signature was made with (docs/semantics.md); judged as of the time verified at
     certificate: SshCertificate | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {**asdict(self), "created": self.created.timestamp() if self.created else None,
                "expires": self.expires.timestamp() if self.expires else None}
         del out["certificate"]
-        if self.certificate is not None:  # never cached (SPEC §12), but kept whole when written
+        if self.certificate is not None:  # never cached (docs/semantics.md), but kept whole when written
             out["certificate"] = self.certificate.to_json()
         return out
 

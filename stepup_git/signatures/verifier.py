@@ -1,4 +1,4 @@
-"""Verify signatures (SPEC §5.1): choose the path for each, and say what it verifies as.
+"""Verify signatures (docs/semantics.md, "Valid signatures"): choose the path for each, and say what it verifies as.
 
 Verification answers one question: does this signature verify over these exact bytes, and by which
 key, made when? (:class:`~.verified.Verified`). OpenPGP signatures go to Sequoia in-process when it can
@@ -36,7 +36,7 @@ class Verifier:
         self.fast = fast  # try the in-process Sequoia verifier first (stepup_git.signatures.sequoia)
         self._fast: Any = None
         self._gpg: GpgVerifier | None = None  # made when a signature first needs gpg
-        # certificates are judged at ``now`` (SPEC §12): such verifications are never kept past the push
+        # certificates are judged at ``now`` (docs/semantics.md): such verifications are never kept past the push
         self._ssh = SshVerifier(policy, keyring, state_dir, timeout=timeout, now=now)
 
     def verify_many(self, pairs: list[tuple[bytes, bytes]]) -> list[Verified]:

@@ -27,7 +27,7 @@ _STRIP_NAMES = frozenset(
         "EMAIL",
         "LANG",
         "LANGUAGE",
-        # Pusher identities a Git server sets (SPEC §5.4): tests pass them per push.
+        # Pusher identities a Git server sets (docs/semantics.md, "The pusher"): tests pass them per push.
         "GL_USERNAME",
         "GITEA_PUSHER_NAME",
         "GL_USER",

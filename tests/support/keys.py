@@ -210,7 +210,7 @@ def _status_field(status: str, keyword: str, index: int) -> str:
 
 
 def key_toml(key: Key | SshKey, owner: str, tier: str, *, expires: str | None = None) -> str:
-    """A `[[keys]]` table for a policy (SPEC §3)."""
+    """A `[[keys]]` table for a policy (README.md, "The policy")."""
     ident = (
         f'fingerprint = "{key.fingerprint}"'
         if isinstance(key, Key)

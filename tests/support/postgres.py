@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the tests of the shared state (SPEC §11), started and stopped by the suite.
+"""A real PostgreSQL server for the tests of the shared state (docs/servers.md), started and stopped by the suite.
 
 Debian's `postgresql` package (`initdb`, `pg_ctl` under /usr/lib/postgresql/<version>/bin, installed by
 the test command from tests/system-packages.txt) runs a throw-away cluster in a short temporary folder:

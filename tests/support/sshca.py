@@ -16,7 +16,7 @@ _made = itertools.count(1)
 
 @dataclass(frozen=True)
 class CertifiedKey(SshKey):
-    """An SSH key with a certificate beside it; Git signs with the `-cert.pub` (SPEC §12)."""
+    """An SSH key with a certificate beside it; Git signs with the `-cert.pub` (docs/semantics.md)."""
 
     cert_path: Path
 
