@@ -2,10 +2,10 @@
 
 (object id, keyring digest, policy digest) -> verification, in SQLite (``verified.sqlite``). A
 verification is a pure function of the object's bytes (named by its id), the keyring and the policy's
-SSH keys, so a hit under the same digests is the same answer. SQLite is opened only for a batch of at
-least ``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies them sooner than SQLite opens.
-(Walks and ancestry are not cached: libgit2 answers them in-process, a fast-forward check in about
-6 µs per commit between old and new; see bench/README.md.)
+SSH keys, so a hit under the same digests is the same answer; the package version is part of the key,
+so nothing an earlier version kept is read. SQLite is opened only for a batch of at least
+``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies them sooner than SQLite opens. Walks
+and ancestry are not cached: libgit2 answers them in-process (bench/README.md measures both).
 
 It only ever saves work. Anything going wrong with the cache file disables it for the push; it never
 decides a push.

@@ -22,8 +22,8 @@ from .signatures import Keyring, Verified, Verifier, keyring_problems
 from .text import iso
 
 MEMO_LIMIT = 4096
-# Misses in a batch before the persistent store is asked: Sequoia verifies a signature in about 0.1 ms,
-# and importing sqlite3 and opening the store takes 4-9 ms.
+# Misses in a batch before the persistent store is asked: below this, verifying in process is sooner than
+# opening the store (bench/README.md).
 STORE_MIN = 16
 
 
