@@ -19,7 +19,9 @@ from pathlib import Path
 from ..audit.log import beside, load_head, locked
 from ..audit.verify import verify
 from ..errors import StateError
-from .postgres import Cursor, Database, PostgresAuditLog, PostgresReplayStore
+from .chain import PostgresAuditLog
+from .database import Cursor, Database
+from .replay import PostgresReplayStore
 
 
 @dataclass(frozen=True, slots=True)
