@@ -33,7 +33,8 @@ from .model import Update
 
 if TYPE_CHECKING:
     from .policy import Settings
-    from .state.postgres import PostgresAuditLog, PostgresReplayStore
+    from .state.chain import PostgresAuditLog
+    from .state.replay import PostgresReplayStore
 
 PREFIX = "stepup-git"
 DEFAULT_TIMEOUT = 120
@@ -97,7 +98,9 @@ class _Push:
         """The shared state (docs/servers.md): one connection for the push, bounded by the hook's timeout
         (opened on first use); the audit chain goes there, and the replay store it returns."""
         from .state import repository_name
-        from .state.postgres import Database, PostgresAuditLog, PostgresReplayStore
+        from .state.chain import PostgresAuditLog
+        from .state.database import Database
+        from .state.replay import PostgresReplayStore
 
         assert settings.state is not None
         db = Database(settings.state, deadline=time.monotonic() + self.timeout)

@@ -83,7 +83,7 @@ class VerificationStore(Protocol):
 class ReplayClaims(Protocol):
     """The push certificates already used (docs/semantics.md, "Push certificates"): the local store
     (:class:`stepup_git.proofs.replay.ReplayStore`) or the one every replica shares
-    (:class:`stepup_git.state.postgres.PostgresReplayStore`)."""
+    (:class:`stepup_git.state.replay.PostgresReplayStore`)."""
 
     def claim(self, identity: str, blob: str, nonce: str, keep: timedelta, now: datetime) -> float | None:
         """Record a certificate as used at ``now``; when it was first used if it already was."""

@@ -19,15 +19,10 @@ from stepup_git.audit.verify import Head, verify
 from stepup_git.errors import AuditError, StateError, StepupError
 from stepup_git.proofs.replay import ReplayStore
 from stepup_git.state import names_database
+from stepup_git.state.chain import PostgresAuditLog
+from stepup_git.state.database import Cursor, Database, conninfo_of, describe
 from stepup_git.state.migrate import migrate
-from stepup_git.state.postgres import (
-    Cursor,
-    Database,
-    PostgresAuditLog,
-    PostgresReplayStore,
-    conninfo_of,
-    describe,
-)
+from stepup_git.state.replay import PostgresReplayStore
 
 if TYPE_CHECKING:
     from support.postgres import PostgresServer
@@ -211,7 +206,7 @@ def test_verify_finds_what_was_edited_removed_or_reordered(state_db: str,
 def test_sixteen_servers_appending_at_once_write_one_chain(state_db: str) -> None:
     child = (
         "import sys, time\n"
-        "from stepup_git.state.postgres import Database, PostgresAuditLog\n"
+        "from stepup_git.state.chain import PostgresAuditLog\nfrom stepup_git.state.database import Database\n"
         "chain = PostgresAuditLog(Database(sys.argv[1], deadline=time.monotonic() + 60), sys.argv[2])\n"
         "chain.head()\n"  # connected, schema in place: all that is left is the append
         "print('ready', flush=True)\n"

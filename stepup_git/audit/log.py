@@ -231,11 +231,13 @@ def append(log_path: Path, records: Sequence[Mapping[str, object]], *,
     except (TypeError, ValueError) as exc:
         raise AuditError(f"{where}: a record is not JSON ({exc})") from exc
     if syslog:
-        _to_syslog(written, first)
+        to_syslog(written, first)
     return written
 
 
-def _to_syslog(records: Iterable[Record], first: int) -> None:
+def to_syslog(records: Iterable[Record], first: int) -> None:
+    """One auth-facility syslog line per record, numbered from ``first`` with its ``head=HASH:N``
+    (what ``audit verify --head`` takes); syslog failing never stops a push."""
     try:
         import syslog
 

@@ -21,7 +21,8 @@ class Verification:
     message: str
 
 
-def _plural(count: int) -> str:
+def plural(count: int) -> str:
+    """``1 record``, ``N records``."""
     return f"{count} record" + ("" if count == 1 else "s")
 
 
@@ -58,8 +59,7 @@ def verify(log_path: Path, expected: Head | None = None) -> Verification:
     cannot be read.
     """
     head_path = beside(log_path, ".head")
-    count, prev = 0, GENESIS
-    found = 0 if expected is not None and expected.hash == GENESIS else None
+    chain = ChainCheck(expected)
     try:
         with locked(log_path, exclusive=False):
             try:
@@ -72,48 +72,73 @@ def verify(log_path: Path, expected: Head | None = None) -> Verification:
                 return Verification(False, 0, None, f"end of log: {message}")
             with log_path.open("rb") as log:
                 for number, raw in enumerate(log, start=1):
-                    bad = _check_line(number, raw, prev)
+                    bad = chain.add(number, raw)
                     if bad:
-                        return Verification(False, count, number, f"line {number}: {bad}")
-                    count, prev = count + 1, json.loads(raw)["hash"]
-                    if found is None and expected is not None and prev == expected.hash:
-                        found = count
+                        return bad
     except OSError as exc:
         raise AuditError(f"cannot read the audit log {log_path}: {exc.strerror or exc}") from exc
-    # Step 5: the head file names the same last record and count as the log.
     if head is None:
-        return Verification(False, count, None, f"end of log: {problem}")
-    if head != HeadFile(prev, count):
-        why = ("records removed from the end" if head.count > count
-               else "records added without updating the head file" if head.count < count
-               else "last record replaced or head file edited")
-        return Verification(False, count, None, f"end of log: the head file records "
-                            f"{_plural(head.count)} ending in {head.hash[:12]}…, the log has "
-                            f"{_ending(count, prev)} ({why})")
-    intact = f"audit log intact: {_plural(count)}"
-    if expected is None:
-        return Verification(True, count, None, intact)
-    # Step 6: the head kept elsewhere is in the chain, at its count.
-    given = expected.hash[:12] + "…" + (f":{expected.count}" if expected.count is not None else "")
-    if found is None:
-        return Verification(False, count, None, f"end of log: the given head {given} is not in "
-                            f"the log, which has {_ending(count, prev)} (the chain was rewritten "
-                            "or cut short)")
-    if expected.count is not None and found != expected.count:
-        return Verification(False, count, None, f"end of log: the given head {given} is record "
-                            f"{found} of the log, not record {expected.count} (records removed "
-                            "or inserted before it, the chain rewritten)")
-    after = count - found
-    return Verification(True, count, None, intact + (
-        ", ending in the given head" if after == 0
-        else f", {_plural(after)} after the given head (record {found})"))
+        return Verification(False, chain.count, None, f"end of log: {problem}")
+    return chain.end(head, "head file")
 
 
-def _ending(count: int, last: str) -> str:
+class ChainCheck:
+    """Steps 1 to 6 over a chain's lines, whether they come from the log file or the database: ``add``
+    each line in order, then ``end`` with the head kept beside the chain (the head file or row).
+    ``count`` and ``prev``: the intact records so far and the last one's hash; ``found``: the record
+    count at which the head kept elsewhere (``expected``) was seen, None while it was not."""
+
+    def __init__(self, expected: Head | None) -> None:
+        self.expected = expected
+        self.count, self.prev = 0, GENESIS
+        self.found = 0 if expected is not None and expected.hash == GENESIS else None
+
+    def add(self, number: int, raw: bytes) -> Verification | None:
+        """Steps 1 to 4 for line ``number`` (with its newline); the failed verification, or None."""
+        bad = check_line(number, raw, self.prev)
+        if bad:
+            return Verification(False, self.count, number, f"line {number}: {bad}")
+        self.count, self.prev = self.count + 1, json.loads(raw)["hash"]
+        if self.found is None and self.expected is not None and self.prev == self.expected.hash:
+            self.found = self.count
+        return None
+
+    def end(self, head: HeadFile, kept: str) -> Verification:
+        """Steps 5 and 6 once every line is in; ``kept`` names where ``head`` is kept (``head file``)."""
+        count, prev, expected, found = self.count, self.prev, self.expected, self.found
+        # Step 5: the head file (row) names the same last record and count as the log.
+        if head != HeadFile(prev, count):
+            why = ("records removed from the end" if head.count > count
+                   else f"records added without updating the {kept}" if head.count < count
+                   else f"last record replaced or {kept} edited")
+            return Verification(False, count, None, f"end of log: the {kept} records "
+                                f"{plural(head.count)} ending in {head.hash[:12]}…, the log has "
+                                f"{ending(count, prev)} ({why})")
+        intact = f"audit log intact: {plural(count)}"
+        if expected is None:
+            return Verification(True, count, None, intact)
+        # Step 6: the head kept elsewhere is in the chain, at its count.
+        given = expected.hash[:12] + "…" + (f":{expected.count}" if expected.count is not None else "")
+        if found is None:
+            return Verification(False, count, None, f"end of log: the given head {given} is not in "
+                                f"the log, which has {ending(count, prev)} (the chain was rewritten "
+                                "or cut short)")
+        if expected.count is not None and found != expected.count:
+            return Verification(False, count, None, f"end of log: the given head {given} is record "
+                                f"{found} of the log, not record {expected.count} (records removed "
+                                "or inserted before it, the chain rewritten)")
+        after = count - found
+        return Verification(True, count, None, intact + (
+            ", ending in the given head" if after == 0
+            else f", {plural(after)} after the given head (record {found})"))
+
+
+def ending(count: int, last: str) -> str:
+    """``N ending in HASH…`` for a chain of N records, ``0`` for none."""
     return f"{count} ending in {last[:12]}…" if count else "0"
 
 
-def _check_line(number: int, raw: bytes, prev: str) -> str | None:
+def check_line(number: int, raw: bytes, prev: str) -> str | None:
     """What is wrong with one log line given the previous record's hash; None when intact."""
     # Step 1: the line is a JSON object with a hash.
     try:

@@ -31,7 +31,7 @@ def _show(args: argparse.Namespace) -> int:
         raise UsageError(f"--since: not an ISO-8601 date or date-time: {args.since}") from None
     state = _state_of(args)
     if state is not None:
-        from ..state.postgres import PostgresAuditLog
+        from ..state.chain import PostgresAuditLog
 
         with state.db:
             records = list(PostgresAuditLog(state.db, state.name).read())
@@ -52,7 +52,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise UsageError(f"--head: {exc}") from None
     state = _state_of(args)
     if state is not None:
-        from ..state.postgres import PostgresAuditLog
+        from ..state.chain import PostgresAuditLog
 
         with state.db:
             result = PostgresAuditLog(state.db, state.name).verify(expected)

@@ -15,7 +15,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..policy import Settings
-    from ..state.postgres import Database
+    from ..state.database import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def shared_state(repo: Path) -> SharedState | None:
     settings = load(policy_file).settings
     if not names_database(settings.state):
         return None
-    from ..state.postgres import Database
+    from ..state.database import Database
 
     assert settings.state is not None
     db = Database(settings.state, deadline=time.monotonic() + settings.timeout.total_seconds())

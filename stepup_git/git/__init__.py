@@ -1,8 +1,9 @@
-"""The git adapter: the only package that imports pygit2 (:mod:`.repository`), the hook's input
-(:mod:`.updates`) and what a Git signature signs (:mod:`.payloads`)."""
+"""The git adapter: the only package that imports pygit2 (:mod:`.repository`, its :mod:`.objects` and
+:mod:`.refs`), the hook's input (:mod:`.updates`) and what a Git signature signs (:mod:`.payloads`)."""
 
 from .payloads import split_commit, split_tag
-from .repository import BASELINE, Repo, UnsupportedRepository, sha256_refusal
+from .refs import BASELINE
+from .repository import Repo, UnsupportedRepository, sha256_refusal
 from .updates import parse_updates
 
 __all__ = ["BASELINE", "Repo", "UnsupportedRepository", "parse_updates", "sha256_refusal", "split_commit",

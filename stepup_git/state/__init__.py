@@ -1,7 +1,8 @@
-"""State shared by several servers of one repository (SPEC §11): the push certificate replay store and
-the audit chain in PostgreSQL (:mod:`.postgres`), and moving a repository's local state there
-(:mod:`.migrate`). Local files stay the default: importing this package does not import psycopg, and
-nothing here is imported unless ``settings.state`` names a database.
+"""State shared by several servers of one repository (docs/servers.md): the push certificate replay store
+(:mod:`.replay`) and the audit chain (:mod:`.chain`) in PostgreSQL, over the connection of :mod:`.database`,
+and moving a repository's local state there (:mod:`.migrate`). Local files stay the default: importing
+this package does not import psycopg, and nothing here is imported unless ``settings.state`` names a
+database.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def setting_problem(setting: str) -> str | None:
     if not names_database(setting):
         return "state must name a database (a libpq connection string, postgresql:// URI or service name); " \
                "leave it out to keep the state in local files"
-    from .postgres import setting_problem as libpq_problem
+    from .database import setting_problem as libpq_problem
 
     return libpq_problem(setting)
 

@@ -1,4 +1,4 @@
-"""Move a repository's local state into the database (``stepup-git state migrate``, SPEC §11).
+"""Move a repository's local state into the database (``stepup-git state migrate``, docs/servers.md).
 
 The audit log is verified first, then its lines are copied as they are, so the chain in the database
 has the same hashes, the same last hash and the same count, and a head kept elsewhere (a syslog line's
@@ -19,7 +19,9 @@ from pathlib import Path
 from ..audit.log import beside, load_head, locked
 from ..audit.verify import verify
 from ..errors import StateError
-from .postgres import Cursor, Database, PostgresAuditLog, PostgresReplayStore
+from .chain import PostgresAuditLog
+from .database import Cursor, Database
+from .replay import PostgresReplayStore
 
 
 @dataclass(frozen=True, slots=True)
