@@ -365,7 +365,7 @@ require = "deny"
 
 
 def write_policy(folder: Path, key: BenchKey, example: Path = EXAMPLE) -> tuple[Path, str]:
-    """``policies/example.toml`` with the bench key as its only key (or SPEC §3's example).
+    """``policies/example.toml`` with the bench key as its only key (or a built-in copy of it).
 
     Returns the policy written and a description of where it came from.
 
@@ -375,7 +375,7 @@ def write_policy(folder: Path, key: BenchKey, example: Path = EXAMPLE) -> tuple[
     if example.exists():
         text, source = example.read_text(), f"policies/{example.name} with the bench key"
     else:
-        text, source = FALLBACK_POLICY, f"SPEC §3 example ({example.name} missing) with the bench key"
+        text, source = FALLBACK_POLICY, f"the built-in example policy ({example.name} missing) with the bench key"
 
     doc = tomlkit.parse(text)
     tiers = doc["tiers"]["order"]

@@ -251,7 +251,7 @@ def report(res: Results, facts: list[str], builds: list[dict[str, float]]) -> st
         lines.append(f"- Classic hook above N={res.classic_max:,}: 1 run (`--classic-max`).")
     lines += [
         "",
-        "### Targets (SPEC §10)",
+        "### Targets",
         "",
         "| target | measured | result |",
         "| --- | ---: | --- |",
