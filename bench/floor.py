@@ -1,4 +1,4 @@
-"""The floor of the performance targets (bench/README.md): the least any in-process hook must spend on a push of N signed commits.
+"""The floor (bench/README.md): the least any in-process hook must spend on a push of N signed commits.
 
 Two parts, timed separately in the interpreter of the stepup-git install (the same pygit2 and
 pysequoia the hook uses):
