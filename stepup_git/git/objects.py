@@ -34,29 +34,23 @@ class Objects:
 
     def read(self, oid: str) -> tuple[str, bytes]:
         """(type, raw content) of an object; a missing object is an error."""
-        if not SHA1.fullmatch(oid or ""):
-            raise GitError(f"object {oid[:12]} is not in the repository")
         try:
-            kind, raw = self.odb.read(oid)
+            kind, raw = self.odb.read(_checked(oid))
         except KeyError:
-            raise GitError(f"object {oid[:12]} is not in the repository") from None
+            raise _missing(oid) from None
         return KINDS.get(ObjectType(kind), "unknown"), raw
 
     def lookup(self, oid: str) -> pygit2.Object | pygit2.Commit:  # (the stubs do not derive Commit from Object)
-        if not SHA1.fullmatch(oid or ""):
-            raise GitError(f"object {oid[:12]} is not in the repository")
         try:
-            return self._repo[oid]
+            return self._repo[_checked(oid)]
         except LIBGIT2_ERRORS:
-            raise GitError(f"object {oid[:12]} is not in the repository") from None
+            raise _missing(oid) from None
 
     def type_of(self, oid: str) -> str:
-        if not SHA1.fullmatch(oid or ""):
-            raise GitError(f"object {oid[:12]} is not in the repository")
         try:
-            kind, _ = self.odb.read_header(oid)
+            kind, _ = self.odb.read_header(_checked(oid))
         except KeyError:
-            raise GitError(f"object {oid[:12]} is not in the repository") from None
+            raise _missing(oid) from None
         return KINDS.get(ObjectType(kind), "unknown")
 
     def peel(self, oid: str | None) -> pygit2.Object | pygit2.Commit | None:
@@ -133,3 +127,14 @@ class Objects:
                 yield from tree_changes(parent_tree, commit.tree)
         except LIBGIT2_ERRORS as exc:
             raise GitError(f"cannot read the changes of {update.ref}: {exc}") from None
+
+
+def _missing(oid: str) -> GitError:
+    return GitError(f"object {oid[:12]} is not in the repository")
+
+
+def _checked(oid: str) -> str:
+    """``oid`` when it is an object id of this repository's format; a GitError naming it otherwise."""
+    if not SHA1.fullmatch(oid or ""):
+        raise _missing(oid)
+    return oid
