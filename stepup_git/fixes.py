@@ -38,3 +38,11 @@ def step_up_fix(rule: Rule, update: Update, action: str) -> str:
         fix += (f"; {rule.signers} different people must each prove: e.g. one signs the tip commit "
                 "(git commit --amend --no-edit -S) and another pushes it with git push --signed")
     return fix
+
+
+def sign_tag_fix(name: str, target: str | None, tier: str, *, replace: bool) -> str:
+    """Tag what the pushed tag stands for again, signed (``-f`` replaces the local tag of that name),
+    and push it; ``replace``: the server holds the tag already, so the push must force it."""
+    what = short(target) if target else "<commit>"
+    push = f"git push{' --force' if replace else ''} origin refs/tags/{name}"
+    return f"git tag -s -f {name} {what} (with a key of tier {tier} or higher), then {push}"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
-from .fixes import resign_fix, step_up_fix
+from .fixes import resign_fix, sign_tag_fix, step_up_fix
 from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
 from .proofs import tip
@@ -214,13 +214,12 @@ class Judge:
         assert rule.tier is not None
         label = self._object_label(update, action)
         name = update.ref.removeprefix("refs/tags/")
-        fix = f"git tag -s -f {name} <commit> (with a key of tier {rule.tier} or higher), then git push origin {name}"
+        fix = sign_tag_fix(name, self._tag_target(update), rule.tier, replace=update.old is not None)
         if update.new is None:
             problem = "a delete (a deleted tag cannot be signed)"
             fix = f"deleting {update.ref} is not allowed by rule \"{rule.name}\"; ask a repository administrator"
         elif self.repo.type_of(update.new) != "tag":
             problem = f"a lightweight tag (points at a {self.repo.type_of(update.new)}; nothing is signed)"
-            fix = f"git tag -d {name} && " + fix
         elif (tag_name := self.repo.tag_info(update.new)[0]) != name and update.ref.startswith("refs/tags/"):
             problem = (f"a tag object named {tag_name} pushed as {update.ref} (a signed tag cannot be republished "
                        "under another name)")
@@ -246,6 +245,14 @@ class Judge:
                           found=problem or "a tag that is not signed as required", fix=fix)
         return RuleResult(rule.name, False, f"tag not signed as required: {problem}", findings=(finding,),
                           failed_count=1)
+
+    def _tag_target(self, update: Update) -> str | None:
+        """What the pushed tag stands for: a lightweight tag's object, an annotated tag's target."""
+        if update.new is None:
+            return None
+        if self.repo.type_of(update.new) == "tag":
+            return self.repo.tag_info(update.new)[1]
+        return update.new
 
     def _object_label(self, update: Update, action: str) -> str:
         if update.new is None:

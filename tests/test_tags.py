@@ -36,10 +36,11 @@ def who(key: Key, owner: str, tier: str) -> str:
     return f"signed by {owner} ({tier}, key {key.fingerprint[-16:]})"
 
 
-def sign_fix(name: str) -> str:
+def sign_fix(name: str, target: str) -> str:
+    """The fix of a tag that is not signed as required: sign what it stands for, then push it."""
     return (
-        f"git tag -s -f {name} <commit> (with a key of tier release or higher), "
-        f"then git push origin {name}"
+        f"git tag -s -f {name} {target[:10]} (with a key of tier release or higher), "
+        f"then git push origin refs/tags/{name}"
     )
 
 
@@ -91,19 +92,35 @@ def test_lightweight_tag_is_rejected(people: People, server: Server, clone: Clon
     assert clone.tag("v1.0", message=None) == commit
     result = clone.push("refs/tags/v1.0")
     found = "a lightweight tag (points at a commit; nothing is signed)"
-    fix = "git tag -d v1.0 && " + sign_fix("v1.0")
+    fix = sign_fix("v1.0", commit)
     assert_rejected(
         server, result, "refs/tags/v1.0", finding("v1.0", f"commit {commit[:10]}", found, fix)
     )
 
 
+def test_the_fix_for_a_lightweight_tag_works_when_followed(people: People, server: Server, clone: Clone) -> None:
+    """The printed fix names the commit the tag stands for; run as printed (with carol's key), it is accepted."""
+    protect(server, people)
+    commit = clone.commit("release me")
+    clone.tag("v1.0", message=None)
+    result = clone.push("refs/tags/v1.0")
+    assert not result.ok
+    fix = result.remote[-1].removeprefix("    fix:      ")
+    tag_command, push_command = fix.split(" (with a key of tier release or higher), then ")
+    assert tag_command == f"git tag -s -f v1.0 {commit[:10]}"
+    clone.git(*signing_config(people.carol), *tag_command.split()[1:], "-u", people.carol.fingerprint, "-m", "v1.0")
+    assert push_command == "git push origin refs/tags/v1.0"
+    oid = clone.rev("refs/tags/v1.0")
+    assert_accepted(server, clone.push("refs/tags/v1.0"), "refs/tags/v1.0", oid)
+
+
 def test_unsigned_annotated_tag_is_rejected(people: People, server: Server, clone: Clone) -> None:
     """An annotated tag without a signature does not satisfy the rule."""
     protect(server, people)
-    clone.commit("release me")
+    commit = clone.commit("release me")
     oid = clone.tag("v1.0")
     result = clone.push("refs/tags/v1.0")
-    lines = finding("v1.0", tag_label("v1.0", oid), "an unsigned annotated tag", sign_fix("v1.0"))
+    lines = finding("v1.0", tag_label("v1.0", oid), "an unsigned annotated tag", sign_fix("v1.0", commit))
     assert_rejected(server, result, "refs/tags/v1.0", lines)
 
 
@@ -112,11 +129,11 @@ def test_tag_signed_below_release_tier_is_rejected(
 ) -> None:
     """A maintainer's (alice's) signature is below the release tier."""
     protect(server, people)
-    clone.commit("release me")
+    commit = clone.commit("release me")
     oid = clone.tag("v1.0", sign=people.alice)
     result = clone.push("refs/tags/v1.0")
     found = f"{who(people.alice, 'alice', 'maintainer')}: tier maintainer is below release"
-    lines = finding("v1.0", tag_label("v1.0", oid), found, sign_fix("v1.0"))
+    lines = finding("v1.0", tag_label("v1.0", oid), found, sign_fix("v1.0", commit))
     assert_rejected(server, result, "refs/tags/v1.0", lines)
 
 
@@ -125,7 +142,7 @@ def test_tag_signed_by_unknown_key_is_rejected(
 ) -> None:
     """A tag signed by a key outside the policy (mallory) is refused, naming that key."""
     protect(server, people)
-    clone.commit("release me")
+    commit = clone.commit("release me")
     oid = clone.tag("v1.0", sign=people.mallory)
     result = clone.push("refs/tags/v1.0")
     assert not result.ok, result
@@ -137,7 +154,7 @@ def test_tag_signed_by_unknown_key_is_rejected(
     ]
     assert result.remote[3].startswith("    found:    signed by unknown key ")
     assert people.mallory.fingerprint[-16:] in result.remote[3]
-    assert result.remote[4:] == [f"    fix:      {sign_fix('v1.0')}"]
+    assert result.remote[4:] == [f"    fix:      {sign_fix('v1.0', commit)}"]
     assert server.audit_records()[-1]["decision"] == "reject"
 
 
@@ -146,7 +163,7 @@ def test_stale_tag_is_rejected_under_fresh_within(
 ) -> None:
     """With `fresh_within = "10m"`, a carol tag signed in 2021 is too old; a fresh one passes."""
     protect(server, people, fresh_within="10m")
-    clone.commit("release me")
+    commit = clone.commit("release me")
     old = clone.tag("v1.0", sign=people.carol, at="2021-03-01T00:00:00Z")
     result = clone.push("refs/tags/v1.0")
     assert not result.ok, result
@@ -159,7 +176,7 @@ def test_stale_tag_is_rejected_under_fresh_within(
     found = result.remote[3]
     assert found.startswith(f"    found:    {who(people.carol, 'carol', 'release')} ")
     assert found.endswith(" ago, older than 10m")
-    assert result.remote[4:] == [f"    fix:      {sign_fix('v1.0')}"]
+    assert result.remote[4:] == [f"    fix:      {sign_fix('v1.0', commit)}"]
 
     fresh = clone.tag("v1.0", sign=people.carol, force=True)
     proof = assert_accepted(server, clone.push("refs/tags/v1.0"), "refs/tags/v1.0", fresh)
@@ -169,7 +186,7 @@ def test_stale_tag_is_rejected_under_fresh_within(
 def test_future_dated_tag_is_not_fresh(people: People, server: Server, clone: Clone) -> None:
     """A tag signed a day ahead is beyond the clock skew, so it is no fresh proof (docs/semantics.md, "Rules")."""
     protect(server, people, fresh_within="10m")
-    clone.commit("release me")
+    commit = clone.commit("release me")
     oid = clone.tag("v1.0", sign=people.carol, at=ago(days=-1))
     result = clone.push("refs/tags/v1.0")
     assert not result.ok, result
@@ -211,7 +228,7 @@ def test_lightweight_tag_at_a_blob_is_rejected(
     clone.git("tag", "vblob", blob)
     result = clone.push("refs/tags/vblob")
     found = "a lightweight tag (points at a blob; nothing is signed)"
-    fix = "git tag -d vblob && " + sign_fix("vblob")
+    fix = sign_fix("vblob", blob)
     lines = finding("vblob", f"blob {blob[:10]}", found, fix)
     assert_rejected(server, result, "refs/tags/vblob", lines)
 
