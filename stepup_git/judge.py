@@ -62,6 +62,13 @@ class Judge:
 
     def _judge_update(self, update: Update) -> Verdict:
         try:
+            if update.old is None and update.new is None:
+                # A delete whose old id is the zero id: git deletes whatever the ref holds without
+                # checking it, so a ref that exists is judged as its delete; one that does not is a no-op.
+                current = self.repo.ref_target(update.ref)
+                if current is None:
+                    return Verdict(update, "delete", notes=("the ref does not exist; deleting it changes nothing",))
+                update = Update(current, None, update.ref)
             action = self.repo.action(update)
             # Step 1: rules by ref and action, then by changed paths (which depend on the rule's
             # vetted commits: rules with the same refs share them).

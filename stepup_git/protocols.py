@@ -22,6 +22,10 @@ class Repository(Protocol):
         """(name, commit) of each existing ref that leads to a commit."""
         ...
 
+    def ref_target(self, name: str) -> str | None:
+        """The object a ref points at now, or None when there is no such ref."""
+        ...
+
     def baseline(self) -> list[str]:
         """The commits the baseline recorded (docs/semantics.md, "Updates")."""
         ...

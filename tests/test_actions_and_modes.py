@@ -523,17 +523,41 @@ def test_garbage_on_the_hooks_input(people: People, server: Server, clone: Clone
     assert (code, out) == (1, "")
     assert lines == ["stepup-git: push rejected: input line 1 is not '<old-id> <new-id> <ref>': "
                      "'\\udcff\\udcfe garbage \\udcc3('"]
-    code, lines, out = run_hook(server, f"{ZERO} {ZERO} {MAIN}\n".encode())
-    assert (code, out) == (1, "")
-    assert lines == [f"stepup-git: push rejected: input line 1 has two zero ids for {MAIN}"]
     # Each refused input is recorded as an error, under no ref: none could be read from it.
     assert [(r["ref"], r["old"], r["new"], r["decision"], r["mode"], r["error"])
-            for r in server.audit_records()[-3:]] == [
+            for r in server.audit_records()[-2:]] == [
         (None, None, None, "error", "enforce", "input line 1 is not '<old-id> <new-id> <ref>': 'hello world'"),
         (None, None, None, "error", "enforce",
          "input line 1 is not '<old-id> <new-id> <ref>': '\\udcff\\udcfe garbage \\udcc3('"),
-        (None, None, None, "error", "enforce", f"input line 1 has two zero ids for {MAIN}"),
     ]
+
+
+def test_deleting_a_branch_that_does_not_exist_changes_nothing_and_is_audited(
+        people: People, server: Server, clone: Clone) -> None:
+    """`git push origin :refs/heads/bogus`: Git warns and goes on; nothing changes, so no rule applies."""
+    seeded(server, clone, people)
+    result = clone.push(":refs/heads/bogus")
+    assert result.ok, result
+    assert result.remote[:2] == [accepted(0),
+                                 "stepup-git: note: refs/heads/bogus: the ref does not exist; deleting it changes "
+                                 "nothing"]
+    record = server.audit_records()[-1]
+    assert (record["ref"], record["old"], record["new"], record["action"], record["decision"], record["rules"]) == (
+        "refs/heads/bogus", ZERO, ZERO, "delete", "accept", [])
+
+
+def test_a_delete_that_claims_an_existing_branch_does_not_exist_is_judged_as_its_delete(
+        people: People, server: Server, clone: Clone) -> None:
+    """Git deletes a ref whose old id is sent as the zero id without checking what it holds: such a line
+    for main is judged as deleting main as it stands, and main-no-rewrite refuses it."""
+    base = seeded(server, clone, people)
+    code, lines, out = run_hook(server, f"{ZERO} {ZERO} {MAIN}\n".encode(), env={"STEPUP_PUSHER": "alice"})
+    assert (code, out) == (1, "")
+    assert lines[:2] == [REJECTED, f'{MAIN}: rule "main-no-rewrite" failed for the delete of {MAIN}']
+    record = server.audit_records()[-1]
+    assert (record["ref"], record["old"], record["new"], record["action"], record["decision"]) == (
+        MAIN, base, ZERO, "delete", "reject")
+    assert server.ref(MAIN) == base
 
 
 def test_a_git_dir_that_is_no_repository_rejects_with_one_line(

@@ -59,6 +59,9 @@ class Commits:
     def refs(self) -> list[tuple[str, str]]:
         return []
 
+    def ref_target(self, name: str) -> str | None:
+        return None
+
     def baseline(self) -> list[str]:
         return []
 

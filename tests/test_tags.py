@@ -186,7 +186,7 @@ def test_stale_tag_is_rejected_under_fresh_within(
 def test_future_dated_tag_is_not_fresh(people: People, server: Server, clone: Clone) -> None:
     """A tag signed a day ahead is beyond the clock skew, so it is no fresh proof (docs/semantics.md, "Rules")."""
     protect(server, people, fresh_within="10m")
-    commit = clone.commit("release me")
+    clone.commit("release me")
     oid = clone.tag("v1.0", sign=people.carol, at=ago(days=-1))
     result = clone.push("refs/tags/v1.0")
     assert not result.ok, result

@@ -162,6 +162,16 @@ class Repo:
             return None
         return str(head.target) if head.type == ReferenceType.SYMBOLIC else None
 
+    def ref_target(self, name: str) -> str | None:
+        """The object a ref points at now (through a symbolic ref), or None when there is no such ref."""
+        try:
+            ref = self._repo.references.get(name)
+            if ref is None:
+                return None
+            return str(ref.resolve().target)
+        except LIBGIT2_ERRORS:
+            return None  # a dangling symbolic ref points at nothing
+
     def close(self) -> None:
         self._objects.close()
         self._repo.free()
