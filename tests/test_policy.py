@@ -86,6 +86,13 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert "keys, rules, settings, tiers, version" in problem
 
 
+def test_a_misspelt_table_is_reported_at_its_header(tmp_path: Path) -> None:
+    """`[[rule]]` for `[[rules]]`: the unknown name is reported at the header's line, not line 1."""
+    problem = only_problem(tmp_path, 'version = 1\n\n[[rule]]\nname = "x"\nrequire = "deny"\n')
+    assert problem == (at(tmp_path, 3) + "unknown key 'rule' in the top level; allowed: authorities, keys, rules, "
+                       "settings, tiers, version")
+
+
 def test_unknown_key_in_settings(tmp_path: Path) -> None:
     problem = only_problem(tmp_path, HEAD + '\n[settings]\nmode = "audit"\nfreshness = "5m"\n')
     assert problem.startswith(at(tmp_path, 8) + "unknown key 'freshness' in [settings]")

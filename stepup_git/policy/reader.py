@@ -48,7 +48,10 @@ class Lines:
                     inline = name
 
     def of(self, table: str, index: int = 0, key: str | None = None) -> int:
-        return (self.where.get((table, index, key)) or self.where.get((table, index, None))
+        """The line of ``key`` in the ``index``-th ``table`` (the top level is ""); a top-level name that
+        is a table of its own (``[[rule]]``, a typo) is found at its header."""
+        header = self.where.get((key, 0, None)) if table == "" and key else None
+        return (self.where.get((table, index, key)) or header or self.where.get((table, index, None))
                 or self.where.get(("", 0, table)) or 1)  # inline tables: the line of their key
 
 
