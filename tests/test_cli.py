@@ -300,6 +300,32 @@ def test_install_on_a_non_repository(server: Server, tmp_path: Path) -> None:
     assert list(plain.iterdir()) == [] and not missing.exists()
 
 
+def test_status_says_what_is_installed_and_how_to_leave_audit_mode(server: Server, clone: Clone) -> None:
+    server.write_policy(KEYLESS_POLICY)
+    server.install(mode="audit")
+    git_dir = server.path.resolve()
+    proc = stepup("status", server.path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert lines(proc.stdout) == [
+        f"repository: {git_dir}",
+        f"hook:       installed ({git_dir / 'hooks' / 'pre-receive'})",
+        f"policy:     {server.policy_path.resolve()} (ok)",
+        f"mode:       audit (from git config stepup.mode); to enforce: stepup-git install {git_dir} --mode enforce",
+        "baseline:   0 commit(s) recorded",
+        f"state:      local, in {git_dir / 'stepup'}",
+        f"audit log:  {git_dir / 'stepup' / 'audit.jsonl'}, no records yet",
+    ]
+    clone.commit("unsigned")
+    assert clone.push("main").ok
+    out = lines(stepup("status", server.path).stdout)
+    assert out[6] == f"audit log:  {git_dir / 'stepup' / 'audit.jsonl'}, 1 record(s); the last 1:"
+    assert out[8].split()[2:6] == ["refs/heads/main", "create", "warn", "00000000.." + clone.rev()[:8]]
+    (git_dir / "hooks" / "pre-receive").unlink()
+    assert lines(stepup("status", server.path).stdout)[1] == (
+        f"hook:       NOT installed ({git_dir / 'hooks' / 'pre-receive'}); run: stepup-git install {git_dir} "
+        "--policy FILE")
+
+
 def test_install_mode_audit(server: Server, clone: Clone) -> None:
     server.write_policy(KEYLESS_POLICY)
     proc = server.install(mode="audit")
