@@ -46,3 +46,12 @@ def sign_tag_fix(name: str, target: str | None, tier: str, *, replace: bool) -> 
     what = short(target) if target else "<commit>"
     push = f"git push{' --force' if replace else ''} origin refs/tags/{name}"
     return f"git tag -s -f {name} {what} (with a key of tier {tier} or higher), then {push}"
+
+
+def unknown_pusher_fix(pusher_env: tuple[str, ...]) -> str:
+    """A rule bound to the pusher, on a server that did not say who pushes: nothing the developer
+    signs can help; the server's set-up must name the authenticated user."""
+    return (f"the server did not say who pushes (none of {', '.join(pusher_env)} is set for the hook), so no "
+            "proof can be bound to the pusher; a repository administrator must have the server pass the "
+            "authenticated user in one of them, or name the variable it sets in settings.pusher_env "
+            "(docs/servers.md)")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
-from .fixes import resign_fix, sign_tag_fix, step_up_fix
+from .fixes import resign_fix, sign_tag_fix, step_up_fix, unknown_pusher_fix
 from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
 from .proofs import tip
@@ -211,7 +211,9 @@ class Judge:
         if len(counted) and rule.signers > 1:
             found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
         finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
-                          found="; ".join(found) or "no proof", fix=step_up_fix(rule, update, action))
+                          found="; ".join(found) or "no proof",
+                          fix=(unknown_pusher_fix(self.policy.settings.pusher_env)
+                               if rule.bind_pusher and self.ctx.pusher is None else step_up_fix(rule, update, action)))
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
                           failed_count=1)
 

@@ -320,7 +320,7 @@ def test_delete_prod_is_denied_even_when_signed(
 # --- pusher binding -----------------------------------------------------------------------------
 
 
-def bound_finding(oid: str, people: People, problem: str) -> list[str]:
+def bound_finding(oid: str, people: People, problem: str, fix: str | None = None) -> list[str]:
     alice = who(people.alice, "alice", "maintainer")
     return finding(
         GUARDED,
@@ -328,8 +328,18 @@ def bound_finding(oid: str, people: People, problem: str) -> list[str]:
         f"commit {oid[:10]}",
         step_up_required("maintainer", "create of refs/heads/guarded", bound=True),
         f"{NO_CERT}; tip commit {oid[:10]}: {alice} {{AGE}} ago; {problem}",
-        step_up_fix("maintainer", bound=True),
+        fix or step_up_fix("maintainer", bound=True),
     )
+
+
+def unknown_pusher_fix(names: str) -> str:
+    """The fix when the server does not say who pushes: the server's set-up, not the developer's."""
+    return (f"the server did not say who pushes (none of {names} is set for the hook), so no proof can be bound "
+            "to the pusher; a repository administrator must have the server pass the authenticated user in one "
+            "of them, or name the variable it sets in settings.pusher_env (docs/servers.md)")
+
+
+DEFAULT_PUSHER_ENV = "STEPUP_PUSHER, GL_USERNAME, GITEA_PUSHER_NAME, GL_USER, GITHUB_USER_LOGIN, REMOTE_USER"
 
 
 def test_bind_pusher_needs_the_proof_to_be_the_pushers_own(
@@ -350,7 +360,8 @@ def test_bind_pusher_needs_the_proof_to_be_the_pushers_own(
     result = clone.push(push)
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(
-        oid, people, "the pusher is unknown, so alice's proof cannot be bound to the pusher")])
+        oid, people, "the pusher is unknown, so alice's proof cannot be bound to the pusher",
+        unknown_pusher_fix(DEFAULT_PUSHER_ENV))])
     assert last_record(server, GUARDED, "reject")["pusher"] is None
 
     result = clone.push(push, pusher="bob", env={"GL_USERNAME": "alice"})
@@ -386,10 +397,10 @@ def test_pusher_env_setting_replaces_the_list(
     unknown = "the pusher is unknown, so alice's proof cannot be bound to the pusher"
     result = clone.push(push, pusher="alice", env={"GL_USERNAME": "alice"})
     assert not result.ok, result
-    assert_lines(result.remote, [REJECTED, *bound_finding(oid, people, unknown)])
+    assert_lines(result.remote, [REJECTED, *bound_finding(oid, people, unknown, unknown_pusher_fix("CUSTOM_USER"))])
     assert server.ref(GUARDED) is None
 
-    result = clone.push(push, env={"CUSTOM_USER": "alice"})
+    result = clone.push(push, env={"CUSTOM_USER": "alice"})  # the server names the pusher, as the fix says
     assert result.ok, result
     assert result.remote == [accepted(1)]
     assert server.ref(GUARDED) == oid
