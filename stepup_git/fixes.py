@@ -55,3 +55,14 @@ def unknown_pusher_fix(pusher_env: tuple[str, ...]) -> str:
             "proof can be bound to the pusher; a repository administrator must have the server pass the "
             "authenticated user in one of them, or name the variable it sets in settings.pusher_env "
             "(docs/servers.md)")
+
+
+def someone_else_fix(pusher: str, tier: str, people: list[str], *, bound: bool) -> str:
+    """The pusher holds no key of the tier: signing or amending cannot help; someone who holds one
+    must prove (and, bound to the pusher, push it themselves)."""
+    who = ", ".join(people) if people else "nobody in the policy yet"
+    fix = (f"{pusher} holds no key of tier {tier} or higher, so no signature of theirs can prove this; "
+           f"someone who does ({who}) must sign it")
+    if bound:
+        return fix + " and push it themselves: git push --signed"
+    return fix + ": with git push --signed, or by signing the tip (git commit --amend --no-edit -S)"

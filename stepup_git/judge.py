@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
-from .fixes import resign_fix, sign_tag_fix, step_up_fix, unknown_pusher_fix
+from .fixes import resign_fix, sign_tag_fix, someone_else_fix, step_up_fix, unknown_pusher_fix
 from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
+from .policy.lint import certified_at, holders
 from .proofs import tip
 from .proofs.freshness import Freshness
 from .protocols import CertificateProof, Repository, SignatureSource
@@ -212,12 +213,24 @@ class Judge:
             found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
         finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
                           found="; ".join(found) or "no proof",
-                          fix=(unknown_pusher_fix(self.policy.settings.pusher_env)
-                               if rule.bind_pusher and self.ctx.pusher is None else step_up_fix(rule, update, action)))
+                          fix=self._step_up_fix(rule, update, action))
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
                           failed_count=1)
 
     # Step 4: signed-tag -------------------------------------------------------------------
+
+    def _step_up_fix(self, rule: Rule, update: Update, action: str) -> str:
+        """The fix that works for this pusher: the server's set-up when it did not say who pushes,
+        someone else's proof when the pusher holds no key of the tier, else the pusher's own proof."""
+        assert rule.tier is not None
+        pusher = self.ctx.pusher
+        if pusher is None:
+            return (unknown_pusher_fix(self.policy.settings.pusher_env) if rule.bind_pusher
+                    else step_up_fix(rule, update, action))
+        people = holders(self.policy, rule.tier)
+        if rule.signers == 1 and pusher not in people and not certified_at(self.policy, rule.tier):
+            return someone_else_fix(pusher, rule.tier, people, bound=rule.bind_pusher)
+        return step_up_fix(rule, update, action)
 
     def _signed_tag(self, rule: Rule, update: Update, action: str) -> RuleResult:
         assert rule.tier is not None

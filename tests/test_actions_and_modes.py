@@ -351,10 +351,13 @@ def test_bind_pusher_needs_the_proof_to_be_the_pushers_own(
     oid = clone.commit("guarded change", sign=people.alice)
     push = f"HEAD:{GUARDED}"
 
+    # bob holds no policy key at all: the fix is that alice pushes it herself
+    bob_cannot = ("bob holds no key of tier maintainer or higher, so no signature of theirs can prove this; someone "
+                  "who does (alice, carol) must sign it and push it themselves: git push --signed")
     result = clone.push(push, pusher="bob")
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(
-        oid, people, "the proof is alice's but the pusher is bob")])
+        oid, people, "the proof is alice's but the pusher is bob", bob_cannot)])
     assert last_record(server, GUARDED, "reject")["pusher"] == "bob"
 
     result = clone.push(push)
@@ -367,7 +370,7 @@ def test_bind_pusher_needs_the_proof_to_be_the_pushers_own(
     result = clone.push(push, pusher="bob", env={"GL_USERNAME": "alice"})
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(
-        oid, people, "the proof is alice's but the pusher is bob")])
+        oid, people, "the proof is alice's but the pusher is bob", bob_cannot)])
     assert server.ref(GUARDED) is None
 
     result = clone.push(push, pusher="alice")

@@ -127,6 +127,7 @@ def finding(
     path: str = MIGRATION,
     window: str = "10m",
     ref: str = MAIN,
+    fix: str | None = None,
 ) -> list[str]:
     """The four lines of a failed `migrations-step-up` for an update of `ref`."""
     owned = " owned by the pusher" if bind_pusher else ""
@@ -137,9 +138,9 @@ def finding(
         f"for this update (git push --signed) or a signature on the pushed tip made within the last "
         f"{window} (update of {ref} changes {path} (db/migrations/**))",
         f"    found:    {found}",
-        f"    fix:      sign the push with a key of tier maintainer or higher{yours}: git config "
-        "user.signingkey <key id>, then git push --signed; or re-sign the tip now: git commit "
-        "--amend --no-edit -S, then push",
+        "    fix:      " + (fix or f"sign the push with a key of tier maintainer or higher{yours}: git config "
+                            "user.signingkey <key id>, then git push --signed; or re-sign the tip now: git commit "
+                            "--amend --no-edit -S, then push"),
     ]
 
 
@@ -523,7 +524,10 @@ def test_http_pusher_must_own_the_certificate_key(
         f"{cert_found(people.alice, 'alice', 'maintainer')}; {unsigned_tip(tip)}; "
         "the proof is alice's but the pusher is bob"
     )
-    assert result.remote == [REJECTED, *finding(tip, found, bind_pusher=True)]
+    # bob (a contributor) cannot prove it with any key of his: alice must push it herself
+    fix = ("bob holds no key of tier maintainer or higher, so no signature of theirs can prove this; someone who "
+           "does (alice, carol) must sign it and push it themselves: git push --signed")
+    assert result.remote == [REJECTED, *finding(tip, found, bind_pusher=True, fix=fix)]
     record = net_server.audit_records()[-1]
     assert record["pusher"] == "bob" and record["decision"] == "reject"
 
