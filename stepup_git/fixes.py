@@ -66,3 +66,11 @@ def someone_else_fix(pusher: str, tier: str, people: list[str], *, bound: bool) 
     if bound:
         return fix + " and push it themselves: git push --signed"
     return fix + ": with git push --signed, or by signing the tip (git commit --amend --no-edit -S)"
+
+
+def ssh_tip_fix(update: Update, action: str) -> str:
+    """An SSH signature carries no time, so no re-signing of the tip can be fresh; a push certificate can."""
+    branch = update.ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    force = " --force" if action == "force-push" else ""
+    return (f"an SSH signature carries no time, so the tip cannot prove freshness: sign the push instead (with "
+            f"gpg.format = ssh your SSH key signs it): git push --signed{force} origin {branch}")

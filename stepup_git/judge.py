@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
-from .fixes import resign_fix, sign_tag_fix, someone_else_fix, step_up_fix, unknown_pusher_fix
+from .fixes import resign_fix, sign_tag_fix, someone_else_fix, ssh_tip_fix, step_up_fix, unknown_pusher_fix
 from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
 from .policy.lint import certified_at, holders
 from .proofs import tip
-from .proofs.freshness import Freshness
+from .proofs.freshness import NO_TIME, Freshness
 from .protocols import CertificateProof, Repository, SignatureSource
 from .signatures import Assessment, Keyring, assess
 from .text import age, short
@@ -161,6 +161,7 @@ class Judge:
         assert rule.tier is not None
         window, now = rule.fresh_within, self.ctx.now
         offered: list[tuple[str, Assessment, str | None]] = []
+        untimed_tip = False
         found: list[str] = []
         if "push-certificate" in rule.proofs:
             if self.ctx.push_cert is None:
@@ -175,6 +176,7 @@ class Judge:
                                     signatures=self.signatures, policy=self.policy, keyring=self.keyring,
                                     window=window, now=now, pusher=self.ctx.pusher)
             found.append(text)
+            untimed_tip = a_tip is None and NO_TIME in text  # a valid SSH signature, which carries no time
             if a_tip is not None:
                 offered.append(("tip-signature", a_tip, update.new))
         # Proofs count per person: one owner never counts twice, whatever keys they hold (docs/semantics.md, "Rules").
@@ -213,23 +215,26 @@ class Judge:
             found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
         finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
                           found="; ".join(found) or "no proof",
-                          fix=self._step_up_fix(rule, update, action))
+                          fix=self._step_up_fix(rule, update, action, untimed_tip=untimed_tip))
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
                           failed_count=1)
 
     # Step 4: signed-tag -------------------------------------------------------------------
 
-    def _step_up_fix(self, rule: Rule, update: Update, action: str) -> str:
+    def _step_up_fix(self, rule: Rule, update: Update, action: str, *, untimed_tip: bool = False) -> str:
         """The fix that works for this pusher: the server's set-up when it did not say who pushes,
-        someone else's proof when the pusher holds no key of the tier, else the pusher's own proof."""
+        someone else's proof when the pusher holds no key of the tier, a signed push when the tip's
+        SSH signature cannot be fresh, else the pusher's own proof."""
         assert rule.tier is not None
         pusher = self.ctx.pusher
-        if pusher is None:
-            return (unknown_pusher_fix(self.policy.settings.pusher_env) if rule.bind_pusher
-                    else step_up_fix(rule, update, action))
+        if pusher is None and rule.bind_pusher:
+            return unknown_pusher_fix(self.policy.settings.pusher_env)
         people = holders(self.policy, rule.tier)
-        if rule.signers == 1 and pusher not in people and not certified_at(self.policy, rule.tier):
+        if (pusher is not None and rule.signers == 1 and pusher not in people
+                and not certified_at(self.policy, rule.tier)):
             return someone_else_fix(pusher, rule.tier, people, bound=rule.bind_pusher)
+        if untimed_tip and "push-certificate" in rule.proofs and rule.signers == 1:
+            return ssh_tip_fix(update, action)
         return step_up_fix(rule, update, action)
 
     def _signed_tag(self, rule: Rule, update: Update, action: str) -> RuleResult:

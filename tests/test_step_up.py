@@ -232,7 +232,13 @@ def test_ssh_signed_tip_is_no_fresh_proof(people: People, server: Server, clone:
         required_text=required(why(MIGRATION)),
         found=f"{NO_CERT}; tip commit {oid[:10]}: signed by alice (maintainer, key {ssh_id[:20]}), "
         "but SSH signatures carry no time, so they cannot prove freshness",
+        fix="an SSH signature carries no time, so the tip cannot prove freshness: sign the push instead (with "
+        "gpg.format = ssh your SSH key signs it): git push --signed origin main",
     )
+    # followed: the same commit pushed with an SSH-signed push certificate is accepted
+    record = assert_accepted(server, clone.push("main", signed=people.alice_ssh), oid)
+    (proof,) = passed_rule(record)["proofs"]
+    assert (proof["kind"], proof["owner"]) == ("push-certificate", "alice")
 
 
 def test_ssh_signed_push_certificate_is_a_fresh_proof(
