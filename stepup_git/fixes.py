@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .model import Update
-from .policy import Rule
+from .policy import Policy, Rule
+from .policy.lint import certified_at, holders
 from .text import age, short
 
 
@@ -74,3 +75,19 @@ def ssh_tip_fix(update: Update, action: str) -> str:
     force = " --force" if action == "force-push" else ""
     return (f"an SSH signature carries no time, so the tip cannot prove freshness: sign the push instead (with "
             f"gpg.format = ssh your SSH key signs it): git push --signed{force} origin {branch}")
+
+
+def fix_for(rule: Rule, update: Update, action: str, policy: Policy, pusher: str | None, *,
+            untimed_tip: bool = False) -> str:
+    """The step-up fix that works for this pusher: the server's set-up when it did not say who pushes,
+    someone else's proof when the pusher holds no key of the tier, a signed push when the tip's SSH
+    signature cannot be fresh (``untimed_tip``), else the pusher's own proof."""
+    assert rule.tier is not None
+    if pusher is None and rule.bind_pusher:
+        return unknown_pusher_fix(policy.settings.pusher_env)
+    people = holders(policy, rule.tier)
+    if pusher is not None and rule.signers == 1 and pusher not in people and not certified_at(policy, rule.tier):
+        return someone_else_fix(pusher, rule.tier, people, bound=rule.bind_pusher)
+    if untimed_tip and "push-certificate" in rule.proofs and rule.signers == 1:
+        return ssh_tip_fix(update, action)
+    return step_up_fix(rule, update, action)

@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from .errors import StepupError
-from .fixes import resign_fix, sign_tag_fix, someone_else_fix, ssh_tip_fix, step_up_fix, unknown_pusher_fix
+from .fixes import fix_for, resign_fix, sign_tag_fix
 from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
 from .policy import Key, Policy, Rule
-from .policy.lint import certified_at, holders
 from .proofs import tip
 from .proofs.freshness import NO_TIME, Freshness
 from .protocols import CertificateProof, Repository, SignatureSource
@@ -215,27 +214,11 @@ class Judge:
             found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
         finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
                           found="; ".join(found) or "no proof",
-                          fix=self._step_up_fix(rule, update, action, untimed_tip=untimed_tip))
+                          fix=fix_for(rule, update, action, self.policy, self.ctx.pusher, untimed_tip=untimed_tip))
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
                           failed_count=1)
 
     # Step 4: signed-tag -------------------------------------------------------------------
-
-    def _step_up_fix(self, rule: Rule, update: Update, action: str, *, untimed_tip: bool = False) -> str:
-        """The fix that works for this pusher: the server's set-up when it did not say who pushes,
-        someone else's proof when the pusher holds no key of the tier, a signed push when the tip's
-        SSH signature cannot be fresh, else the pusher's own proof."""
-        assert rule.tier is not None
-        pusher = self.ctx.pusher
-        if pusher is None and rule.bind_pusher:
-            return unknown_pusher_fix(self.policy.settings.pusher_env)
-        people = holders(self.policy, rule.tier)
-        if (pusher is not None and rule.signers == 1 and pusher not in people
-                and not certified_at(self.policy, rule.tier)):
-            return someone_else_fix(pusher, rule.tier, people, bound=rule.bind_pusher)
-        if untimed_tip and "push-certificate" in rule.proofs and rule.signers == 1:
-            return ssh_tip_fix(update, action)
-        return step_up_fix(rule, update, action)
 
     def _signed_tag(self, rule: Rule, update: Update, action: str) -> RuleResult:
         assert rule.tier is not None
