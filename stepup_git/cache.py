@@ -1,11 +1,15 @@
-"""What a push learns that the next one may reuse: verifications, in the repository's ``stepup/`` folder.
+"""What a push learns that the next one may reuse, in SQLite in the repository's ``stepup/`` folder
+(``verified.sqlite``):
 
-(object id, keyring digest, policy digest) -> verification, in SQLite (``verified.sqlite``). A
-verification is a pure function of the object's bytes (named by its id), the keyring and the policy's
-SSH keys, so a hit under the same digests is the same answer; the package version is part of the key,
-so nothing an earlier version kept is read. SQLite is opened only for a batch of at least
-``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies them sooner than SQLite opens. Walks
-and ancestry are not cached: libgit2 answers them in-process (bench/README.md measures both).
+- *verifications*: (object id, keyring digest, policy digest) -> verification. A verification is a
+  pure function of the object's bytes (named by its id), the keyring and the policy's SSH keys, so a
+  hit under the same digests is the same answer. SQLite is opened only for a batch of at least
+  ``evaluate.STORE_MIN`` signatures: below that, Sequoia verifies them sooner than SQLite opens.
+- *ancestry*: (descendant, ancestor) commit pairs that a long walk established
+  (:mod:`stepup_git.git.objects`), asked by a fast-forward check before it walks the same commits
+  again. Object ids name the parents, so a pair is true of those objects wherever they are.
+
+The package version is part of every key, so nothing an earlier version kept is read.
 
 It only ever saves work. Anything going wrong with the cache file disables it for the push; it never
 decides a push.
@@ -25,7 +29,11 @@ from typing import Any
 from . import __version__
 from .signatures import Verified
 
-TABLE = "verified (oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))"
+TABLES = {
+    "verified": "(oid TEXT NOT NULL, context TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (oid, context))",
+    "ancestry": "(descendant TEXT NOT NULL, ancestor TEXT NOT NULL, version TEXT NOT NULL, "
+                "PRIMARY KEY (descendant, ancestor, version))",
+}
 FLUSH_EVERY = 2000
 BATCH = 500  # object ids per lookup (SQLite's variable limit is 999 on old builds)
 _FIELDS = tuple(f.name for f in fields(Verified))
@@ -68,10 +76,10 @@ class SqliteStore:
                     mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if mode == "wal":  # a cache needs no durability across a power loss, only the
                     self._db.execute("PRAGMA synchronous=NORMAL")  # consistency that WAL keeps with it
-                present = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                                           "AND name = 'verified'").fetchone()[0]
-                if not present:  # a new cache (the check needs no write lock; the creation does)
-                    self._db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} WITHOUT ROWID")
+                present = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                for name, columns in TABLES.items():
+                    if name not in present:  # a new cache (the check needs no write lock; the creation does)
+                        self._db.execute(f"CREATE TABLE IF NOT EXISTS {name} {columns} WITHOUT ROWID")
                 self._ready = True
             except self._error:
                 self._db = None
@@ -114,6 +122,31 @@ class SqliteStore:
         except self._error:
             pass
 
+    def descends(self, descendant: str, ancestor: str) -> bool:
+        """Whether an earlier push established that ``descendant`` descends from ``ancestor``."""
+        if not self._prepare():
+            return False
+        assert self._db is not None
+        try:
+            row = self._db.execute("SELECT 1 FROM ancestry WHERE descendant = ? AND ancestor = ? AND version = ?",
+                                   (descendant, ancestor, __version__)).fetchone()
+        except self._error:
+            return False
+        return row is not None
+
+    def remember(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Keep (descendant, ancestor) pairs for later pushes."""
+        if not pairs or not self._prepare():
+            return
+        assert self._db is not None
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR IGNORE INTO ancestry VALUES (?, ?, ?)",
+                                     [(d, a, __version__) for d, a in pairs])
+        except self._error:
+            pass
+
     def close(self) -> None:
         """Write what is pending and close the file."""
         self.flush()
@@ -135,10 +168,11 @@ def open_store(state_dir: Path, keyring_digest: str, policy_digest: str) -> Sqli
 
 
 class LazyStore:
-    """Verifications in SQLite, opened on first use (pushes too small to need it never load sqlite3)."""
+    """The store, opened on first use (pushes too small to need it never load sqlite3)."""
 
     def __init__(self, state_dir: Path, keyring_digest: str, policy_digest: str) -> None:
         self._args = (state_dir, keyring_digest, policy_digest)
+        self._path = state_dir / "verified.sqlite"
         self._store: SqliteStore | None = None
 
     def _open(self) -> SqliteStore:
@@ -151,6 +185,15 @@ class LazyStore:
 
     def put(self, oid: str, verified: Verified) -> None:
         self._open().put(oid, verified)
+
+    def descends(self, descendant: str, ancestor: str) -> bool:
+        if self._store is None and not self._path.exists():
+            return False  # nothing was ever kept: no need to open (and create) the file
+        return self._open().descends(descendant, ancestor)
+
+    def remember(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if pairs:
+            self._open().remember(pairs)
 
     def flush(self) -> None:
         if self._store is not None:

@@ -81,12 +81,13 @@ class Session:
     """Everything needed to judge updates in one repository under one policy."""
 
     def __init__(self, policy: Policy, repo: Repo, keyring: Keyring, signatures: Signatures,
-                 state_dir: Path) -> None:
+                 state_dir: Path, store: LazyStore | None = None) -> None:
         self.policy = policy
         self.repo = repo
         self.keyring = keyring
         self.signatures = signatures
         self.state_dir = state_dir
+        self.store = store  # verifications (through ``signatures``) and the ancestry long walks learn
 
     @classmethod
     def open(cls, policy: Policy, repo: Repo, state_dir: Path, *, now: datetime, cache: bool = True,
@@ -103,7 +104,8 @@ class Session:
         store = None
         if cache:
             store = LazyStore(state_dir, keyring.digest, policy.digest)
-        return cls(policy, repo, keyring, Signatures(verifier, store), state_dir)
+            repo.recall_ancestry(store.descends)
+        return cls(policy, repo, keyring, Signatures(verifier, store), state_dir, store)
 
     def judge(self, updates: Sequence[Update], *, now: datetime, pusher: str | None,
               push_cert: CertificateProof | None = None) -> list[Verdict]:
@@ -111,6 +113,8 @@ class Session:
         try:
             return judge.judge(updates)
         finally:
+            if self.store is not None:
+                self.store.remember(self.repo.learned_ancestry())
             if self.signatures.store is not None:
                 self.signatures.store.close()
             self.signatures.verifier.close()

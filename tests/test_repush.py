@@ -10,10 +10,11 @@ import sys
 from contextlib import closing
 
 from support import run
-from support.keys import People, signed_policy
+from support.keys import People, key_toml, signed_policy
 from support.repos import Clone, Server
 
 from stepup_git.evaluate import STORE_MIN
+from stepup_git.git.objects import LEARN_MIN
 from stepup_git.signatures import Verified
 
 WORK = STORE_MIN + 4  # commits pushed: enough for the push to go through the verification cache
@@ -110,3 +111,102 @@ def test_a_re_push_never_makes_the_way_back_or_a_rewrite_an_update(
     assert clone.push(f"{tip}:main", force=True).ok
     record = server.audit_records()[-1]
     assert (record["action"], record["old"], record["new"]) == ("force-push", rewritten, tip)
+
+
+# -- ancestry that a long walk learnt ------------------------------------------------------------------
+
+LONG = LEARN_MIN + 44  # commits on the topic branch: a walk long enough to be remembered
+
+
+def _ancestry_policy(people: People) -> str:
+    return (f'version = 1\n{key_toml(people.alice, "alice", "maintainer")}'
+            '[[rules]]\nname = "migrations"\nrefs = ["refs/heads/**"]\npaths = ["db/migrations/**"]\n'
+            'require = "step-up"\ntier = "maintainer"\n'
+            '[[rules]]\nname = "main-no-rewrite"\nrefs = ["refs/heads/main"]\non = ["force-push"]\n'
+            'require = "deny"\n')
+
+
+def _chain(clone: Clone, base: str, count: int, branch: str) -> str:
+    """``count`` unsigned commits on ``base`` (none touching a migration), as ``branch``; its tip."""
+    script = []
+    for n in range(count):
+        message, content = f"topic {n}", f"{n}\n"
+        script += [f"commit refs/heads/{branch}", f"committer T <t@example.com> {1700000000 + n} +0000",
+                   f"data {len(message)}", message, *([f"from {base}"] if n == 0 else []),
+                   f"M 100644 inline src/topic{n % 7}.txt", f"data {len(content)}", content]
+    run(["git", "fast-import", "--quiet"], cwd=clone.path, input="\n".join(script) + "\n")
+    return clone.rev(f"refs/heads/{branch}")
+
+
+def _learned(server: Server) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(server.path / "stepup" / "verified.sqlite")) as db:
+        return sorted(db.execute("SELECT descendant, ancestor FROM ancestry"))
+
+
+def test_a_fast_forward_to_a_tip_a_long_branch_brought_is_known_without_a_walk(
+        people: People, server: Server, clone: Clone) -> None:
+    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
+    server.install()
+    root = clone.commit("root")
+    assert clone.push("HEAD:main").ok
+    tip = _chain(clone, root, LONG, "topic")
+    first = clone.push("topic:refs/heads/topic")
+    assert first.ok, first
+    assert _learned(server) == [(tip, root)]  # the walk of topic reached main's tip as a parent
+    again = clone.push("topic:main")
+    assert again.ok, again
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"], record["decision"]) == ("update", root, tip, "accept")
+
+
+def test_what_a_long_branch_taught_never_makes_a_rewrite_of_another_line_a_fast_forward(
+        people: People, server: Server, clone: Clone) -> None:
+    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
+    server.install()
+    root = clone.commit("root")
+    assert clone.push("HEAD:main").ok
+    tip = _chain(clone, root, LONG, "topic")
+    assert clone.push("topic:refs/heads/topic").ok
+    assert _learned(server) == [(tip, root)]
+    clone.write("elsewhere.txt", "another line of history\n")
+    other = clone.commit("main moves on")  # main now stands where topic never was
+    assert clone.push("HEAD:main").ok
+    rewrite = clone.push("topic:main", force=True)
+    assert not rewrite.ok, rewrite
+    assert server.ref("refs/heads/main") == other
+    record = server.audit_records()[-1]
+    assert (record["action"], record["old"], record["new"], record["decision"]) == ("force-push", other, tip, "reject")
+    assert 'refs/heads/main: rule "main-no-rewrite" failed' in "\n".join(rewrite.remote)
+
+
+def test_a_short_walk_is_not_remembered(people: People, server: Server, clone: Clone) -> None:
+    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
+    server.install()
+    root = clone.commit("root")
+    assert clone.push("HEAD:main").ok
+    _chain(clone, root, LEARN_MIN - 1, "topic")
+    assert clone.push("topic:refs/heads/topic").ok
+    assert not (server.path / "stepup" / "verified.sqlite").exists() or _learned(server) == []
+
+
+def test_the_fast_forward_check_reads_what_earlier_pushes_learnt(
+        people: People, server: Server, clone: Clone) -> None:
+    """A pair in the cache is taken as it is (the cache is the repository's own file, as trusted as
+    its refs): planting one for a rewrite shows that the check asked the cache and did not walk."""
+    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
+    server.install()
+    root = clone.commit("root")
+    assert clone.push("HEAD:main").ok
+    tip = _chain(clone, root, LONG, "topic")
+    assert clone.push("topic:refs/heads/topic").ok
+    assert _learned(server) == [(tip, root)]
+    clone.git("checkout", "-q", "main")
+    clone.write("elsewhere.txt", "another line of history\n")
+    other = clone.commit("main moves on")
+    assert clone.push("HEAD:main").ok
+    with closing(sqlite3.connect(server.path / "stepup" / "verified.sqlite")) as db:
+        db.execute("UPDATE ancestry SET ancestor = ?", (other,))
+        db.commit()
+    planted = clone.push("topic:main", force=True)
+    assert planted.ok, planted
+    assert server.audit_records()[-1]["action"] == "update"

@@ -1,11 +1,20 @@
 """A repository's objects as the judge reads them: looked up, peeled, walked and diffed through a bare
 ``pygit2.Repository`` that wraps only the object database (see :mod:`.repository`, "The objects
-themselves"), so no graft, shallow file or replace ref can change a commit's parents."""
+themselves"), so no graft, shallow file or replace ref can change a commit's parents.
+
+**What a walk learns about ancestry.** A walk of added commits hides ``old`` and the vetted commits;
+when a commit it yields has a hidden commit H as a parent, the walk's tip descends from H. Such facts
+are kept (:attr:`Objects.learned`) from walks long enough that finding them out again would cost
+more than looking them up, and a fast-forward check asks them (through ``recall``, the verification
+cache's ancestry table) before it walks: the commits a branch brought once are not walked again
+when another branch is fast-forwarded to the same tip. A fact names two object ids, and an id names
+the bytes that list its parents, so a fact stays true wherever those objects are.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pygit2
 from pygit2.enums import ObjectType, SortMode
@@ -18,6 +27,10 @@ SHA1 = re.compile(r"[0-9a-f]{40}")
 KINDS = {ObjectType.COMMIT: "commit", ObjectType.TREE: "tree", ObjectType.BLOB: "blob", ObjectType.TAG: "tag"}
 # What libgit2 raises for objects it cannot find or read (InvalidSpecError is a ValueError).
 LIBGIT2_ERRORS = (KeyError, ValueError, pygit2.GitError)
+# A walk this long teaches the ancestry it reached (a shorter one is cheaper to walk again than to look up).
+LEARN_MIN = 256
+# First parents followed from ``new`` looking for ``old`` before a fast-forward check asks ``recall``.
+FIRST_PARENTS = 32
 
 
 class Objects:
@@ -28,6 +41,8 @@ class Objects:
         self._repo = pygit2.Repository()
         self._repo.set_odb(odb)
         self._repo.set_refdb(pygit2.Refdb.new(self._repo))
+        self.learned: set[tuple[str, str]] = set()  # (descendant, ancestor) that long walks reached
+        self.recall: Callable[[str, str], bool] | None = None  # ancestry that earlier pushes learned
 
     def close(self) -> None:
         self._repo.free()
@@ -88,33 +103,58 @@ class Objects:
         if update.old == update.new:
             return "update"
         try:
+            if self._known_descendant(update.new, update.old):
+                return "update"
             return "update" if self._repo.descendant_of(update.new, update.old) else "force-push"
         except LIBGIT2_ERRORS as exc:
             raise GitError(f"cannot tell whether {update.ref} is fast-forwarded: {exc}") from None
 
-    def _walker(self, update: Update, vetted: Sequence[str]) -> pygit2.Walker | None:
-        """A walk of the update's added commits: from ``new``, hiding ``old`` and each vetted commit
-        (one that is gone, such as a baseline commit since collected, is ignored); None when ``new``
-        leads to no commit."""
-        new = self.peel_commit(update.new)
-        if new is None:
-            return None
+    def _known_descendant(self, new: str, old: str) -> bool:
+        """Whether ``new`` is known to descend from ``old`` without a walk: ``old`` among the first
+        parents just below ``new``, or a fact a long walk learned (here or in an earlier push)."""
+        commit = self.lookup(new)
+        for _ in range(FIRST_PARENTS):
+            if not isinstance(commit, pygit2.Commit) or not commit.parent_ids:
+                break
+            parent = str(commit.parent_ids[0])
+            if parent == old:
+                return True
+            commit = self.lookup(parent)
+        if (new, old) in self.learned:
+            return True
+        return self.recall is not None and self.recall(new, old)
+
+    def _walker(self, new: str, update: Update, vetted: Sequence[str]) -> tuple[pygit2.Walker, set[pygit2.Oid]]:
+        """A walk of the update's added commits from the commit ``new``, hiding ``old`` and each vetted
+        commit (one that is gone, such as a baseline commit since collected, is ignored), and the set
+        of commits it hides."""
         walker = self._repo.walk(new, SortMode.NONE)
         old = self.peel_commit(update.old)
+        hidden: set[pygit2.Oid] = set()
         for oid in dict.fromkeys([*([old] if old else []), *vetted]):
             if SHA1.fullmatch(oid) and oid in self.odb and self.type_of(oid) == "commit":
                 walker.hide(oid)
-        return walker
+                hidden.add(pygit2.Oid(hex=oid))
+        return walker, hidden
 
     def commits(self, update: Update, vetted: Sequence[str]) -> Iterator[pygit2.Commit]:
         """The added commits (see :meth:`.repository.Repo.added_commits`), newest first, one at a time."""
-        walker = self._walker(update, vetted)
-        if walker is None:
+        new = self.peel_commit(update.new)
+        if new is None:
             return
+        walker, hidden = self._walker(new, update, vetted)
+        walked, reached = 0, set[pygit2.Oid]()
         try:
-            yield from walker
+            for commit in walker:
+                walked += 1
+                if hidden:
+                    reached.update(p for p in commit.parent_ids if p in hidden)
+                yield commit
         except LIBGIT2_ERRORS as exc:
             raise GitError(f"cannot walk the commits of {update.ref}: {exc}") from None
+        finally:  # also when the reader stops early: what was reached so far is reached
+            if walked >= LEARN_MIN:
+                self.learned.update((new, str(oid)) for oid in reached)
 
     def changed_paths(self, update: Update, vetted: Sequence[str]) -> Iterator[tuple[str, bool]]:
         """The changed paths (see :meth:`.repository.Repo.changed_paths`), lazily."""

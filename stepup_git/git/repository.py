@@ -33,7 +33,7 @@ refs, the baseline, walks and changed paths (read by :mod:`.objects` and :mod:`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pygit2
@@ -259,6 +259,14 @@ class Repo:
     def action(self, update: Update) -> str:
         """``create``, ``delete``, ``update`` (a fast-forward) or ``force-push``."""
         return self._objects.action(update)
+
+    def learned_ancestry(self) -> list[tuple[str, str]]:
+        """(descendant, ancestor) commit pairs that this push's long walks established (see :mod:`.objects`)."""
+        return sorted(self._objects.learned)
+
+    def recall_ancestry(self, recall: Callable[[str, str], bool]) -> None:
+        """Let fast-forward checks ask ``recall(descendant, ancestor)`` what earlier pushes learned."""
+        self._objects.recall = recall
 
     def added_commits(self, update: Update, vetted: Sequence[str]) -> Iterator[str]:
         """The added commits: reachable from ``new``, not from ``old`` and not from the ``vetted``
