@@ -30,6 +30,8 @@ from .environment import pusher_from, shared_cache_dir
 from .errors import AuditError, PolicyError, StateError, StepupError
 from .git import Repo
 from .model import Update
+from .progress import AFTER as PROGRESS_AFTER
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .policy import Settings
@@ -93,6 +95,7 @@ class _Push:
         self.syslog = False
         self.chain: PostgresAuditLog | None = None  # the shared audit chain when the policy names a database
         self.timeout = float(DEFAULT_TIMEOUT)
+        self.progress: Progress | None = None  # the counted line a long push shows while it is judged
 
     def open_state(self, settings: Settings, git_dir: Path) -> PostgresReplayStore:
         """The shared state (docs/servers.md): one connection for the push, bounded by the hook's timeout
@@ -150,14 +153,16 @@ class _Push:
 
 
 def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None = None,
-         launcher: Path | None = None) -> int:
+         launcher: Path | None = None, progress_after: float = PROGRESS_AFTER) -> int:
     """Judge the push that ``stdin`` (the hook's input) describes, with ``env`` as its environment
-    and ``now`` as the time of the push; print to ``out``; return the exit code for Git."""
+    and ``now`` as the time of the push; print to ``out``, with a progress line once judging has taken
+    ``progress_after`` seconds; return the exit code for Git."""
     out = out or sys.stderr
     # A file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, which the audit log undoes,
     # instead of killing the hook half way through a record.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     push = _Push(dict(env), now)
+    push.progress = Progress(out, after=progress_after)
     alarm = _Alarm()
     try:
         try:
@@ -194,6 +199,8 @@ def _finish(outcome: _Outcome, push: _Push, out: TextIO) -> int:
     from .text import visible
 
     code, lines = outcome.code, list(outcome.lines)
+    if push.progress is not None:
+        push.progress.done()  # the counted line ends before the verdict is printed
     if outcome.records and (outcome.chain is not None or outcome.log is not None):
         from . import audit
 
@@ -236,7 +243,9 @@ def _is_repository(git_dir: Path) -> bool:
 def _run(raw: bytes, push: _Push, alarm: _Alarm, launcher: Path | None) -> _Outcome:
     from .git import Repo, parse_updates
 
-    repo = Repo(push.env.get("GIT_DIR") or ".", env=push.env, from_env=True)  # starts git config and cat-file
+    repo = Repo(push.env.get("GIT_DIR") or ".", env=push.env, from_env=True)
+    if push.progress is not None:
+        repo.progress = push.progress.tick
     try:
         push.git_dir = Path(repo.path)
         # Split at \n only, and keep every byte: a ref name that is not UTF-8 is judged and
