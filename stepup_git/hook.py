@@ -8,6 +8,7 @@ hook cannot know what to protect) and is recorded in the repository's default lo
 cannot be written rejects the push (warns in audit mode). When ``settings.state`` names a database
 (docs/servers.md), the replay store and the audit chain are there; a push whose state cannot be reached is
 rejected (warned in audit mode) and recorded in the local log, since the database cannot hold it.
+The deadline is :mod:`.deadline`; what the push comes to, its records and its lines, :mod:`.outcome`.
 Run as ``python -m stepup_git.hook``.
 """
 
@@ -16,140 +17,22 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
 from .chained import chained_hook_beside, run_chained
+from .deadline import Alarm, Deadline
 from .environment import pusher_from, shared_cache_dir
-from .errors import AuditError, PolicyError, StateError, StepupError
+from .errors import PolicyError, StateError, StepupError
 from .git import Repo
 from .model import Update
+from .outcome import DEFAULT_TIMEOUT, PREFIX, Outcome, PushState, finish
 from .progress import AFTER as PROGRESS_AFTER
 from .progress import Progress
 
-if TYPE_CHECKING:
-    from .policy import Settings
-    from .state.chain import PostgresAuditLog
-    from .state.replay import PostgresReplayStore
-
-PREFIX = "stepup-git"
-DEFAULT_TIMEOUT = 120
 TIMED_OUT = "the policy check did not finish in time"
-
-
-class _Deadline(BaseException):
-    """The hook's time is up. Not an ``Exception``: no library's ``except Exception`` (a fallback from
-    one verifier to another, a retry) can swallow it and go on without a deadline."""
-
-
-class _Alarm:
-    """The deadline, on SIGALRM. Once disarmed it cannot fire, even from a signal already pending."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        signal.signal(signal.SIGALRM, self._fire)
-
-    def arm(self, seconds: int) -> None:
-        self.armed = True
-        signal.alarm(max(1, seconds))
-
-    def disarm(self) -> None:
-        self.armed = False
-        signal.alarm(0)
-
-    def _fire(self, signum: int, frame: FrameType | None) -> None:
-        if self.armed:
-            self.armed = False
-            raise _Deadline()
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What the push comes to, before anything is written: the records, the lines, the exit code."""
-
-    code: int
-    lines: tuple[str, ...]
-    records: tuple[dict[str, Any], ...] = ()
-    log: Path | None = None
-    syslog: bool = False
-    chain: PostgresAuditLog | None = None  # the shared audit chain, instead of ``log`` (which is then the fallback)
-
-
-class _Push:
-    """What the hook has learnt so far; an error at any step is recorded with what is known."""
-
-    def __init__(self, env: Mapping[str, str], now: datetime) -> None:
-        self.env = env
-        self.now = now
-        self.mode = "enforce"  # the policy's mode once the policy has loaded
-        self.git_dir: Path | None = None
-        self.updates: list[Update] | None = None
-        self.pusher_env: tuple[str, ...] | None = None
-        self.log: Path | None = None  # the policy's audit log once the policy has loaded
-        self.syslog = False
-        self.chain: PostgresAuditLog | None = None  # the shared audit chain when the policy names a database
-        self.timeout = float(DEFAULT_TIMEOUT)
-        self.progress: Progress | None = None  # the counted line a long push shows while it is judged
-
-    def open_state(self, settings: Settings, git_dir: Path) -> PostgresReplayStore:
-        """The shared state (docs/servers.md): one connection for the push, bounded by the hook's timeout
-        (opened on first use); the audit chain goes there, and the replay store it returns."""
-        from .state import repository_name
-        from .state.chain import PostgresAuditLog
-        from .state.database import Database
-        from .state.replay import PostgresReplayStore
-
-        assert settings.state is not None
-        db = Database(settings.state, deadline=time.monotonic() + self.timeout)
-        name = repository_name(settings.repository, git_dir)
-        self.chain = PostgresAuditLog(db, name)
-        return PostgresReplayStore(db, name)
-
-    def close_state(self) -> None:
-        if self.chain is not None:
-            self.chain.db.close()
-
-    def failed(self, reason: str, *, mode: str | None = None, local: bool = False) -> _Outcome:
-        """One line for the pusher and an ``error`` record per update (one for the input as a whole
-        when it could not be read), in the shared chain (unless ``local``: the database is what
-        failed), else the policy's log or the repository's default log."""
-        mode = mode or self.mode
-        reason = " ".join(reason.split())
-        line = _fail_line(mode, reason)
-        log = self.log
-        if log is None and self.git_dir is not None and _is_repository(self.git_dir):
-            from .audit import default_log
-
-            log = default_log(self.git_dir)
-        if log is None:
-            return _Outcome(0 if mode == "audit" else 1, (line,))
-        from .text import iso
-
-        if self.pusher_env is None:
-            from .policy import DEFAULT_PUSHER_ENV
-
-            self.pusher_env = DEFAULT_PUSHER_ENV
-        common = {"time": iso(self.now), "repo": str(self.git_dir), "pusher": pusher_from(self.env, self.pusher_env)}
-        nonce = self.env.get("GIT_PUSH_CERT_NONCE_STATUS") or None
-        rest: dict[str, Any] = {"decision": "error", "rules": [], "push_cert_nonce_status": nonce, "mode": mode,
-                                "error": reason}
-        records: list[dict[str, Any]] = []
-        updates: Sequence[Update | None] = self.updates or [None]
-        for update in updates:
-            if update is None:
-                where: dict[str, Any] = {"ref": None, "old": None, "new": None, "action": "unknown"}
-            else:
-                action = "create" if update.old is None else "delete" if update.new is None else "unknown"
-                where = {"ref": update.ref, "old": update.old_id, "new": update.new_id, "action": action}
-            records.append({**common, **where, **rest})
-        chain = None if local else self.chain
-        return _Outcome(0 if mode == "audit" else 1, (line,), tuple(records), log, self.syslog, chain)
 
 
 def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None = None,
@@ -161,16 +44,16 @@ def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None
     # A file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, which the audit log undoes,
     # instead of killing the hook half way through a record.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    push = _Push(dict(env), now)
+    push = PushState(dict(env), now)
     push.progress = Progress(out, after=progress_after)
-    alarm = _Alarm()
+    alarm = Alarm()
     try:
         try:
             alarm.arm(DEFAULT_TIMEOUT)
             outcome = _run(stdin, push, alarm, launcher)
         finally:
             alarm.disarm()  # from here on nothing can fire: what is recorded is what Git is told
-    except _Deadline:
+    except Deadline:
         push.close_state()  # a transaction may have been cut off half way: the next one needs a new connection
         outcome = push.failed(TIMED_OUT)
     except PolicyError as exc:  # the hook cannot know what to protect: rejected whatever the mode
@@ -187,60 +70,12 @@ def main(stdin: bytes, env: Mapping[str, str], now: datetime, out: TextIO | None
             traceback.print_exc(file=out)
         outcome = push.failed(f"internal error ({type(exc).__name__}: {exc})")
     try:
-        return _finish(outcome, push, out)
+        return finish(outcome, push, out)
     finally:
         push.close_state()
 
 
-def _finish(outcome: _Outcome, push: _Push, out: TextIO) -> int:
-    """Write the records, then tell the pusher; a record that cannot be written rejects the push
-    (warns in audit mode) with one line, and the log is left as it was. A record the state
-    database cannot take is recorded as an ``error`` in the local log instead."""
-    from .text import visible
-
-    code, lines = outcome.code, list(outcome.lines)
-    if push.progress is not None:
-        push.progress.done()  # the counted line ends before the verdict is printed
-    if outcome.records and (outcome.chain is not None or outcome.log is not None):
-        from . import audit
-
-        mode = "audit" if outcome.records[0].get("mode") == "audit" else "enforce"
-        try:
-            if outcome.chain is not None:
-                outcome.chain.db.deadline = time.monotonic() + push.timeout  # the write's own time
-                outcome.chain.append(outcome.records, syslog=outcome.syslog)
-            elif outcome.log is not None:
-                audit.append(outcome.log, outcome.records, syslog=outcome.syslog)
-        except StateError as exc:
-            reason = " ".join(str(exc).split())  # audit mode warns, and never turns a refusal into an accept
-            code, lines = max(code, 0 if mode == "audit" else 1), [_fail_line(mode, reason)]
-            if outcome.log is not None:
-                with suppress(AuditError):  # nowhere left to record it: the pusher is told all the same
-                    audit.append(outcome.log, _not_recorded(outcome.records, reason), syslog=outcome.syslog)
-        except AuditError as exc:
-            code, lines = (0 if mode == "audit" else 1), [_fail_line(mode, " ".join(str(exc).split()))]
-    for line in lines:
-        print(visible(line), file=out)
-    return code
-
-
-def _not_recorded(records: Sequence[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
-    """The records the state database could not take, as ``error`` records for the local log."""
-    return [{**r, "decision": "error", "error": f"{r['error']}; {reason}" if r.get("error") else reason}
-            for r in records]
-
-
-def _fail_line(mode: str, reason: str) -> str:
-    if mode == "audit":
-        return f"{PREFIX}: WARNING (audit mode): {reason}; the push is accepted"
-    return f"{PREFIX}: push rejected: {reason}"
-
-
-def _is_repository(git_dir: Path) -> bool:
-    return (git_dir / "HEAD").is_file() and (git_dir / "objects").is_dir()
-
-
-def _run(raw: bytes, push: _Push, alarm: _Alarm, launcher: Path | None) -> _Outcome:
+def _run(raw: bytes, push: PushState, alarm: Alarm, launcher: Path | None) -> Outcome:
     from .git import Repo, parse_updates
 
     repo = Repo(push.env.get("GIT_DIR") or ".", env=push.env, from_env=True)
@@ -256,8 +91,8 @@ def _run(raw: bytes, push: _Push, alarm: _Alarm, launcher: Path | None) -> _Outc
         repo.close()
 
 
-def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _Alarm,
-           launcher: Path | None) -> _Outcome:
+def _judge(repo: Repo, updates: list[Update], raw: bytes, push: PushState, alarm: Alarm,
+           launcher: Path | None) -> Outcome:
     from . import policy as policy_mod
 
     env, now = push.env, push.now
@@ -321,8 +156,8 @@ def _judge(repo: Repo, updates: list[Update], raw: bytes, push: _Push, alarm: _A
     if chained_code != 0:
         lines = [f"{PREFIX}: push rejected: the chained pre-receive hook {chained} exited {chained_code}",
                  *(line for line in lines if not line.startswith(f"{PREFIX}: push accepted"))]
-    # No enforcement decision without its record: written (after the deadline is disarmed) by _finish.
-    return _Outcome(0 if accepted else 1, tuple(lines), tuple(records), push.log, push.syslog, push.chain)
+    # No enforcement decision without its record: written (after the deadline is disarmed) by finish.
+    return Outcome(0 if accepted else 1, tuple(lines), tuple(records), push.log, push.syslog, push.chain)
 
 
 HOOK_TYPES = ("pre-receive", "pre-push")

@@ -17,7 +17,7 @@ from support import run_bytes
 from support.keys import People, signed_policy
 from support.repos import Clone, Server
 
-from stepup_git import hook
+from stepup_git.deadline import Alarm, Deadline
 
 TIMED_OUT = "the policy check did not finish in time"
 
@@ -131,10 +131,10 @@ def test_check_gives_up_on_a_hung_gpg(people: People, server: Server, clone: Clo
 
 
 def test_the_deadline_is_no_exception_library_code_can_catch() -> None:
-    assert issubclass(hook._Deadline, BaseException) and not issubclass(hook._Deadline, Exception)
-    alarm = hook._Alarm()
+    assert issubclass(Deadline, BaseException) and not issubclass(Deadline, Exception)
+    alarm = Alarm()
     swallowed = False
-    with pytest.raises(hook._Deadline):
+    with pytest.raises(Deadline):
         try:
             alarm.arm(1)
             try:
