@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,6 +136,8 @@ def run_gpg(home: Path, args: list[str], *, timeout: float = 30, stdin: bytes | 
 
 
 def _build(home: Path, files: list[Path], digest: str) -> None:
+    import tempfile  # only when a keyring's home is built, once per keyring content
+
     home.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=home.parent))
     try:

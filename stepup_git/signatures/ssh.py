@@ -23,7 +23,6 @@ from .keyring import Keyring, ssh_principal
 from .sshcert import USER, SshCertificate, is_certificate, parse_certificate
 from .verified import Verified
 
-SSH_MARK = b"-----BEGIN SSH SIGNATURE-----"
 SSH_DIGESTS = ("sha256", "sha512")  # the hashes SSHSIG defines
 SSH_RSA_SHA1 = "ssh-rsa"  # an RSA signature algorithm name that means SHA-1
 KRL_MAGIC = b"SSHKRL\n\0"  # an OpenSSH key revocation list; anything else is read as a file of public keys

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..policy import Key
-from .sshcert import SshCertificate
+
+if TYPE_CHECKING:  # read only with an SSH signature
+    from .sshcert import SshCertificate
+
+SSH_MARK = b"-----BEGIN SSH SIGNATURE-----"  # how an SSH signature begins (an OpenPGP one: openpgp.PGP_MARK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,8 @@ class Verified:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Verified:
+        from .sshcert import SshCertificate
+
         ts = {k: datetime.fromtimestamp(d[k], UTC) if d.get(k) is not None else None for k in ("created", "expires")}
         return cls(ok=bool(d["ok"]), kind=str(d["kind"]), key_id=d.get("key_id"), signing_key=d.get("signing_key"),
                    created=ts["created"], expires=ts["expires"], problem=d.get("problem"), digest=d.get("digest"),

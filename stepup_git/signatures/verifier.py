@@ -17,11 +17,11 @@ from ..policy import Policy
 from . import sequoia
 from .keyring import Keyring
 from .openpgp import PGP_MARK, RESIGN_SHA512, STRONG_DIGESTS, WEAK_DIGESTS, packet_digest, signature_bodies
-from .ssh import SSH_MARK, SshVerifier
-from .verified import Verified
+from .verified import SSH_MARK, Verified
 
 if TYPE_CHECKING:
     from .gpg import GpgVerifier  # loaded when a signature first needs gpg
+    from .ssh import SshVerifier  # loaded for the first SSH signature
 
 
 class Verifier:
@@ -36,8 +36,8 @@ class Verifier:
         self.fast = fast  # try the in-process Sequoia verifier first (stepup_git.signatures.sequoia)
         self._fast: Any = None
         self._gpg: GpgVerifier | None = None  # made when a signature first needs gpg
-        # certificates are judged at ``now`` (docs/semantics.md): such verifications are never kept past the push
-        self._ssh = SshVerifier(policy, keyring, state_dir, timeout=timeout, now=now)
+        self.now = now  # certificates are judged at ``now`` (docs/semantics.md): never kept past the push
+        self._ssh: SshVerifier | None = None  # made when a signature first is an SSH one
 
     def verify_many(self, pairs: list[tuple[bytes, bytes]]) -> list[Verified]:
         """Verify many (signature, payload) pairs; OpenPGP ones in bulk on the fast path."""
@@ -70,6 +70,10 @@ class Verifier:
         if sig.startswith(PGP_MARK):
             return self._openpgp(signature, payload)
         if sig.startswith(SSH_MARK):
+            if self._ssh is None:
+                from .ssh import SshVerifier
+
+                self._ssh = SshVerifier(self.policy, self.keyring, self.state_dir, timeout=self.timeout, now=self.now)
             return self._ssh.verify(signature, payload)
         return Verified(False, "unknown", problem="unsupported signature format (only OpenPGP and SSH are accepted)")
 
