@@ -143,15 +143,29 @@ def _learned(server: Server) -> list[tuple[str, str]]:
         return sorted(db.execute("SELECT descendant, ancestor FROM ancestry"))
 
 
-def test_a_fast_forward_to_a_tip_a_long_branch_brought_is_known_without_a_walk(
-        people: People, server: Server, clone: Clone) -> None:
+def _topic_pushed(people: People, server: Server, clone: Clone, count: int = LONG) -> tuple[str, str]:
+    """main at a root, then ``count`` commits on it pushed as a new branch topic: (root, topic's tip)."""
     server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
     server.install()
     root = clone.commit("root")
     assert clone.push("HEAD:main").ok
-    tip = _chain(clone, root, LONG, "topic")
+    tip = _chain(clone, root, count, "topic")
     first = clone.push("topic:refs/heads/topic")
     assert first.ok, first
+    return root, tip
+
+
+def _main_moves_on(clone: Clone) -> str:
+    """A commit on main that topic does not hold, pushed: main now stands where topic never was."""
+    clone.write("elsewhere.txt", "another line of history\n")
+    other = clone.commit("main moves on")
+    assert clone.push("HEAD:main").ok
+    return other
+
+
+def test_a_fast_forward_to_a_tip_a_long_branch_brought_is_known_without_a_walk(
+        people: People, server: Server, clone: Clone) -> None:
+    root, tip = _topic_pushed(people, server, clone)
     assert _learned(server) == [(tip, root)]  # the walk of topic reached main's tip as a parent
     again = clone.push("topic:main")
     assert again.ok, again
@@ -161,16 +175,9 @@ def test_a_fast_forward_to_a_tip_a_long_branch_brought_is_known_without_a_walk(
 
 def test_what_a_long_branch_taught_never_makes_a_rewrite_of_another_line_a_fast_forward(
         people: People, server: Server, clone: Clone) -> None:
-    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
-    server.install()
-    root = clone.commit("root")
-    assert clone.push("HEAD:main").ok
-    tip = _chain(clone, root, LONG, "topic")
-    assert clone.push("topic:refs/heads/topic").ok
+    root, tip = _topic_pushed(people, server, clone)
     assert _learned(server) == [(tip, root)]
-    clone.write("elsewhere.txt", "another line of history\n")
-    other = clone.commit("main moves on")  # main now stands where topic never was
-    assert clone.push("HEAD:main").ok
+    other = _main_moves_on(clone)
     rewrite = clone.push("topic:main", force=True)
     assert not rewrite.ok, rewrite
     assert server.ref("refs/heads/main") == other
@@ -180,12 +187,7 @@ def test_what_a_long_branch_taught_never_makes_a_rewrite_of_another_line_a_fast_
 
 
 def test_a_short_walk_is_not_remembered(people: People, server: Server, clone: Clone) -> None:
-    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
-    server.install()
-    root = clone.commit("root")
-    assert clone.push("HEAD:main").ok
-    _chain(clone, root, LEARN_MIN - 1, "topic")
-    assert clone.push("topic:refs/heads/topic").ok
+    _topic_pushed(people, server, clone, LEARN_MIN - 1)
     assert not (server.path / "stepup" / "verified.sqlite").exists() or _learned(server) == []
 
 
@@ -193,17 +195,9 @@ def test_the_fast_forward_check_reads_what_earlier_pushes_learnt(
         people: People, server: Server, clone: Clone) -> None:
     """A pair in the cache is taken as it is (the cache is the repository's own file, as trusted as
     its refs): planting one for a rewrite shows that the check asked the cache and did not walk."""
-    server.write_policy(_ancestry_policy(people), {"alice.asc": people.alice.export()})
-    server.install()
-    root = clone.commit("root")
-    assert clone.push("HEAD:main").ok
-    tip = _chain(clone, root, LONG, "topic")
-    assert clone.push("topic:refs/heads/topic").ok
+    root, tip = _topic_pushed(people, server, clone)
     assert _learned(server) == [(tip, root)]
-    clone.git("checkout", "-q", "main")
-    clone.write("elsewhere.txt", "another line of history\n")
-    other = clone.commit("main moves on")
-    assert clone.push("HEAD:main").ok
+    other = _main_moves_on(clone)
     with closing(sqlite3.connect(server.path / "stepup" / "verified.sqlite")) as db:
         db.execute("UPDATE ancestry SET ancestor = ?", (other,))
         db.commit()
