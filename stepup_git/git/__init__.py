@@ -3,8 +3,8 @@
 
 from .payloads import split_commit, split_tag
 from .refs import BASELINE
-from .repository import Repo, UnsupportedRepository, sha256_refusal
+from .repository import ForeignRepository, Repo, UnsupportedRepository, sha256_refusal
 from .updates import parse_updates
 
-__all__ = ["BASELINE", "Repo", "UnsupportedRepository", "parse_updates", "sha256_refusal", "split_commit",
-           "split_tag"]
+__all__ = ["BASELINE", "ForeignRepository", "Repo", "UnsupportedRepository", "parse_updates", "sha256_refusal",
+           "split_commit", "split_tag"]

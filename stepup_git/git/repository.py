@@ -33,6 +33,7 @@ refs, the baseline, walks and changed paths (read by :mod:`.objects` and :mod:`.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -50,6 +51,41 @@ from .refs import list_refs, read_baseline, write_baseline
 # Variables that point git at another repository: a command-line run (check, verify) drops them.
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
              "GIT_QUARANTINE_PATH", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
+
+
+class ForeignRepository(GitError):
+    """Git refuses the repository because another user owns it ("dubious ownership", ``safe.directory``)."""
+
+    def __init__(self, git_dir: str, owner: str) -> None:
+        self.git_dir, self.owner = git_dir, owner
+        super().__init__(f"{git_dir} belongs to {owner}, not to {_user(os.geteuid())}, and Git refuses "
+                         "another user's repository (dubious ownership); run this as its owner "
+                         f"(sudo -u {owner} stepup-git ...) or trust it: git config --global --add "
+                         f"safe.directory {git_dir}")
+
+
+def _foreign_repository(start: str, env: Mapping[str, str]) -> ForeignRepository | None:
+    """The refusal when the only reason ``start`` does not open is that another user owns it."""
+    try:
+        pygit2.settings.owner_validation = False
+        where = pygit2.discover_repository(start, False, env.get("GIT_CEILING_DIRECTORIES", ""))
+    finally:
+        pygit2.settings.owner_validation = True
+    if where is None:
+        return None
+    git_dir = os.path.abspath(where).rstrip("/")
+    try:
+        uid = os.stat(git_dir).st_uid
+    except OSError:
+        return None
+    return ForeignRepository(git_dir, _user(uid)) if uid != os.geteuid() else None
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 class UnsupportedRepository(GitError):
@@ -107,6 +143,9 @@ class Repo:
         except LIBGIT2_ERRORS as exc:
             if "object format" in str(exc) or self._sha256(where or start):
                 raise UnsupportedRepository(sha256_refusal()) from None
+            refused = where is None or "not owned by current user" in str(exc)
+            if not from_env and refused and (foreign := _foreign_repository(start, self._env)) is not None:
+                raise foreign from None
             why = "it is not a Git repository" if "not found" in str(exc) else str(exc)
             raise GitError(f"cannot open the repository {start}: {why}") from None
 
