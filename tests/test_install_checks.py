@@ -1,14 +1,19 @@
-"""install as root into a repository another user owns: Git's ownership refusal named with its fixes,
-the hook's state handed to the owner, and a warning when the owner cannot run the hook's Python."""
+"""What docs/servers.md tells a server's administrator, checked: install as root into a repository another
+user owns (Git's ownership refusal named with its fixes, the hook's state handed to the owner, a warning
+when the owner cannot run the hook's Python), the launcher shown, and the SSH recipes under git-shell."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
+import socket
+import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,12 +21,15 @@ import pytest
 from support import run
 from support.keys import People, signed_policy
 from support.repos import Server
+from support.servers import find_program, free_port, make_ssh_key
+
+from stepup_git.install import launcher_text
 
 OWNER = "nobody"
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="installs as root into another user's repository"),
-              pytest.mark.skipif(shutil.which("runuser") is None, reason="needs runuser (Debian: util-linux)")]
+as_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None,
+                             reason="acts as root for another user (needs root and runuser)")
 
 
 @pytest.fixture
@@ -64,6 +72,7 @@ def foreign_repository(public: Path) -> Path:
     return repo
 
 
+@as_root
 def test_install_as_root_names_git_ownership_refusal_then_works_once_trusted(
         people: People, server: Server, tmp_path: Path, public: Path) -> None:
     """Without safe.directory Git (and libgit2) refuse nobody's repository: install names the cause and
@@ -107,6 +116,7 @@ def test_install_as_root_names_git_ownership_refusal_then_works_once_trusted(
     assert ran.returncode == 0, ran.stderr
 
 
+@as_root
 def test_install_warns_when_the_owner_cannot_run_the_hooks_python(people: People, server: Server,
                                                                   tmp_path: Path, public: Path) -> None:
     """stepup-git installed in a virtual environment under a folder only root may enter (like /root): the
@@ -134,3 +144,113 @@ def test_install_warns_when_the_owner_cannot_run_the_hooks_python(people: People
     assert hook.stderr.splitlines() == [
         f"stepup-git: the hook's Python interpreter {python} is missing or not executable; reinstall "
         "stepup-git, then run stepup-git install again for this repository"]
+
+
+def doc_block(after: str, fence: str = "sh") -> str:
+    """The first fenced block of docs/servers.md after the line ``after``."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "servers.md").read_text()
+    rest = text[text.index(after + "\n"):]
+    start = rest.index(f"```{fence}\n") + len(f"```{fence}\n")
+    return rest[start:rest.index("```\n", start)]
+
+
+def test_servers_doc_shows_the_launcher_install_writes(server: Server) -> None:
+    """docs/servers.md's launcher is what install writes for /opt/stepup-git/venv, byte for byte."""
+    assert doc_block("### The launcher") == launcher_text("/opt/stepup-git/venv/bin/python")
+    server.write_policy("version = 1\n")
+    server.install()
+    written = (server.path / "hooks" / "pre-receive").read_text()
+    assert written == launcher_text(sys.executable)
+    assert doc_block("### The launcher").replace("/opt/stepup-git/venv/bin/python", sys.executable) == written
+
+
+SSH_USER = "sgitshell"
+SSH_CLIENT = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+              "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"]
+PUSHER_HOOK = '#!/bin/sh\ncat >/dev/null\necho "pusher=${STEPUP_PUSHER-unset}" >&2\nexit 1\n'
+
+
+@pytest.fixture
+def git_shell_user(public: Path) -> Iterator[Path]:
+    """A system user whose login shell is git-shell, with its home in ``public``; its home."""
+    tools = [find_program(name) for name in ("useradd", "userdel", "sshd", "git-shell")]
+    if os.geteuid() != 0 or None in tools:
+        pytest.skip("needs root, useradd, userdel, sshd and git-shell")
+    home = public / "home"
+    run(["userdel", SSH_USER], check=False)  # left over by an interrupted run
+    run(["useradd", "-r", "-M", "-p", "*", "-d", home, "-s", tools[3], SSH_USER])
+    try:
+        yield home
+    finally:
+        run(["userdel", SSH_USER], check=False)
+
+
+def test_servers_doc_ssh_recipes_work_with_git_shell_as_login_shell(git_shell_user: Path, public: Path) -> None:
+    """The wrapper docs/servers.md prints, kept in ~/git-shell-commands, and environment= without a
+    command: real sshd, real git-shell as the Git user's shell; the hook sees the pusher of the key's
+    line whatever the client sends, and an absolute command= path fails as the page says."""
+    home = git_shell_user
+    (home / "git-shell-commands").mkdir(parents=True)
+    wrapper = home / "git-shell-commands" / "git-as"
+    wrapper.write_text(doc_block("### SSH: one key per person"))
+    wrapper.chmod(0o755)
+    outside = public / "git-as"
+    outside.write_text(wrapper.read_text())
+    outside.chmod(0o755)
+    repo = home / "app.git"
+    run(["git", "init", "-q", "--bare", repo])
+    (repo / "hooks" / "pre-receive").write_text(PUSHER_HOOK)
+    (repo / "hooks" / "pre-receive").chmod(0o755)
+    run(["chown", "-R", SSH_USER, home])
+    keys = {name: make_ssh_key(public / "keys", name) for name in ("alice", "bob", "carol")}
+    line = {name: Path(f"{path}.pub").read_text().strip() for name, path in keys.items()}
+    state = public / "sshd"
+    state.mkdir()
+    (state / "authorized_keys").write_text(
+        f'command="git-as alice",restrict {line["alice"]}\n'
+        f'environment="STEPUP_PUSHER=bob",restrict {line["bob"]}\n'
+        f'command="{outside} carol",restrict {line["carol"]}\n')
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", state / "host"])
+    port = free_port()
+    (state / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {state / 'host'}\nPidFile {state / 'pid'}\n"
+        f"AuthorizedKeysFile {state / 'authorized_keys'}\nAllowUsers {SSH_USER}\nStrictModes no\nUsePAM no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitUserEnvironment STEPUP_PUSHER\n")
+    Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+    sshd = subprocess.Popen([find_program("sshd") or "sshd", "-D", "-e", "-f", state / "sshd_config"],
+                            stderr=subprocess.DEVNULL, env={"PATH": os.defpath})
+    try:
+        deadline = time.monotonic() + 20
+        while not port_open(port):
+            assert sshd.poll() is None and time.monotonic() < deadline, "sshd did not start"
+            time.sleep(0.05)
+        clone = public / "clone"
+        run(["git", "init", "-q", clone])
+        run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=clone)
+        url = f"ssh://{SSH_USER}@127.0.0.1:{port}{repo}"
+
+        def push(name: str, *ssh_options: str, env: dict[str, str] | None = None) -> list[str]:
+            command = shlex.join([*SSH_CLIENT, "-p", str(port), "-i", str(keys[name]), *ssh_options])
+            proc = run(["git", "push", "-q", url, "HEAD:main"], cwd=clone, check=False,
+                       env={"GIT_SSH_COMMAND": command, **(env or {})})
+            assert proc.returncode != 0  # the hook above always refuses
+            return [ln.removeprefix("remote: ").strip() for ln in proc.stderr.splitlines()
+                    if ln.startswith(("remote: pusher", "fatal: unrecognized"))]
+
+        assert push("alice") == ["pusher=alice"]
+        assert push("bob") == ["pusher=bob"]
+        assert push("bob", "-o", "SendEnv=STEPUP_PUSHER", env={"STEPUP_PUSHER": "mallory"}) == ["pusher=bob"]
+        assert push("carol") == [f"fatal: unrecognized command '{outside} carol'"]
+        for name in ("alice", "bob"):  # neither key lets the client name the pusher
+            forged = run([*SSH_CLIENT, "-p", str(port), "-i", keys[name], f"{SSH_USER}@127.0.0.1", "git-as mallory"],
+                         check=False)
+            assert forged.returncode != 0
+            assert forged.stderr.splitlines()[-1].startswith("git-as: not a Git command: "), forged.stderr
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=10)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
