@@ -26,7 +26,8 @@ POLICIES = Path(__file__).resolve().parent.parent / "policies"
 ALICE = "D5DEAA84AC21D1DD5F6779E7307414120810B0A0"
 BOB = "DB05F788EB3F728908784636278F3BE797875052"
 CAROL = "60404762EFACED566BEEE13ED0D930B53AF9CFCD"
-DAVE_TIER = 'tier = "contributor"            # SSH signatures carry no time: they sign commits, not step-ups\n'
+DAVE_TIER = ('tier = "contributor"            # SSH signatures carry no time: with this key only a signed push '
+             '(git push --signed) proves a step-up\n')
 ALICE_TABLE = ('[[keys]]\nfingerprint = "D5DE AA84 AC21 D1DD 5F67  79E7 3074 1412 0810 B0A0"\n'
                'owner = "alice"\ntier = "maintainer"\n')
 BOB_TABLE = ('[[keys]]\nfingerprint = "DB05F788EB3F728908784636278F3BE797875052"\nowner = "bob"\n'
