@@ -26,25 +26,29 @@ done
 say() { printf 'install.sh: %s\n' "$*" >&2; }
 
 # 1. System tools: git, gpg and ssh-keygen (and, for the test suite, the servers it starts).
-packages=()
-command -v git >/dev/null || packages+=(git)
-command -v gpg >/dev/null || packages+=(gnupg)
-command -v ssh-keygen >/dev/null || packages+=(openssh-client)
+packages=() reasons=()
+need() { packages+=("$1"); reasons+=("$1: $2"); }
+command -v git >/dev/null || need git "the hook reads and writes repositories with it"
+command -v gpg >/dev/null || need gnupg "gpg verifies OpenPGP signatures"
+command -v ssh-keygen >/dev/null || need openssh-client "ssh-keygen verifies SSH signatures"
 if [ "$dev" = 1 ] && [ -f "$here/tests/system-packages.txt" ]; then
-  while read -r pkg; do
-    [ -n "$pkg" ] || continue
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || packages+=("$pkg")
+  while read -r pkg why; do
+    case "$pkg" in ''|'#'*) continue ;; esac
+    case " ${packages[*]} " in *" $pkg "*) continue ;; esac
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+      need "$pkg" "for the tests: $why"
   done < "$here/tests/system-packages.txt"
 fi
 if [ ${#packages[@]} -gt 0 ]; then
+  say "missing system packages, and why they are needed:"
+  for reason in "${reasons[@]}"; do say "  $reason"; done
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing ${packages[*]}"
+    say "installing them with apt-get: ${packages[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   else
-    say "missing system packages; install them first, e.g.:"
-    say "  sudo apt-get install ${packages[*]}"
+    say "install them first, e.g.: sudo apt-get install ${packages[*]}"
     exit 1
   fi
 fi

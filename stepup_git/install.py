@@ -11,7 +11,9 @@ replicas of one repository share theirs, from ``--nonce-seed-file``), a
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -19,13 +21,14 @@ from pathlib import Path
 from . import layouts
 from .chained import CHAINED
 from .errors import GitError, PolicyError, StepupError, UsageError
-from .git import BASELINE, Repo, UnsupportedRepository
+from .git import BASELINE, ForeignRepository, Repo, UnsupportedRepository
 from .policy import load
 from .policy.check import check_policy
 
 MARKER = "stepup-git hook launcher"
 MAX_SLOP = 300  # seconds: the HTTP round trip between issuing a nonce and receiving the push
 MIN_SEED = 32  # bytes of a nonce seed given in a file: as many as the random one install makes has
+OWNER_CHECK_TIMEOUT = 30  # seconds for starting the hook's Python as the repository's owner
 
 
 
@@ -61,8 +64,16 @@ def launcher_text(python: str, hook_type: str = "pre-receive") -> str:
 
 
 def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = None, chain: bool = False,
-            layout: str = "plain", nonce_seed: str | None = None) -> str:
-    repo = open_repository(repo_path)
+            layout: str = "plain", nonce_seed: str | None = None) -> tuple[str, list[str]]:
+    """Install the hook into one repository; (what was done, warnings)."""
+    try:
+        repo = open_repository(repo_path)
+    except ForeignRepository as exc:
+        again = f" --policy {policy}" if policy is not None else ""
+        raise StepupError(f"{exc.git_dir} belongs to {exc.owner}, not to {user_name(os.geteuid())}, and Git "
+                          "refuses another user's repository (dubious ownership); install as its owner: "
+                          f"sudo -u {exc.owner} stepup-git install {exc.git_dir}{again} (or trust it: git config "
+                          f"--global --add safe.directory {exc.git_dir})") from None
     git_dir = Path(repo.path).resolve()
 
     if policy is not None:
@@ -108,6 +119,7 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
         baseline = repo.record_baseline()
     if layout == "gitolite":
         layouts.gitolite_link_hooks()
+    given = give_to_owner(git_dir)
     effective = mode or repo.config("stepup.mode") or loaded.settings.mode
     note = f", chained: {chained.name}" if chained.exists() else ""
     lines = [f"installed stepup-git in {git_dir} (policy {policy_file}, mode {effective}{note})"]
@@ -115,8 +127,11 @@ def install(repo_path: Path, *, policy: Path | None = None, mode: str | None = N
         lines.append(f"  baseline: {baseline} commit(s) recorded; their history is vetted")
     if layout != "plain":
         lines.append(f"  hook: {hook}")
+    if given:
+        lines.append(f"  owner: {given}")
     lines += [f"  next: {step}" for step in layouts.next_steps(layout, hook)]
-    return "\n".join(lines)
+    warning = owner_cannot_run(sys.executable, git_dir)
+    return "\n".join(lines), [warning] if warning else []
 
 
 def install_client(repo_path: Path, *, policy: Path | None, strict: bool = False) -> str:
@@ -150,10 +165,58 @@ def _write_launcher(hook: Path, hook_type: str = "pre-receive") -> None:
 def open_repository(path: Path) -> Repo:
     try:
         return Repo(str(path), env=os.environ)
-    except UnsupportedRepository:
+    except (UnsupportedRepository, ForeignRepository):
         raise
     except GitError:
         raise StepupError(f"not a Git repository: {path}") from None
+
+
+def give_to_owner(git_dir: Path) -> str | None:
+    """Run as root in another user's repository (trusted through ``safe.directory``), hand ``stepup/``,
+    which install made, to the repository's owner, whom Git runs the hook as, so that the hook can write
+    its state there; what was given, or None."""
+    info, state = git_dir.stat(), git_dir / "stepup"
+    if os.geteuid() != 0 or info.st_uid == 0 or not state.is_dir():
+        return None
+    mine = [item for item in [state, *state.rglob("*")] if item.lstat().st_uid == 0]
+    for item in mine:
+        os.chown(item, info.st_uid, info.st_gid, follow_symlinks=False)
+    return f"gave {state} to {user_name(info.st_uid)}, the repository's owner, for the hook's state" if mine else None
+
+
+def owner_cannot_run(python: str, git_dir: Path) -> str | None:
+    """The warning when the repository's owner, whom Git normally runs the hook as, cannot run the hook's
+    Python with the package (e.g. a virtual environment under ``/root``). Checked by running it as that
+    user, so only when install runs as root in another user's repository; None when it runs."""
+    info = git_dir.stat()
+    if os.geteuid() != 0 or info.st_uid == 0:
+        return None
+    owner = user_name(info.st_uid)
+    try:
+        groups = os.getgrouplist(owner, info.st_gid)
+    except OSError:
+        groups = [info.st_gid]
+    try:
+        done = subprocess.run([python, "-I", "-c", "import stepup_git"], user=info.st_uid, group=info.st_gid,
+                              extra_groups=groups, cwd="/", env={"PATH": os.defpath, "LC_ALL": "C"},
+                              capture_output=True, timeout=OWNER_CHECK_TIMEOUT, check=False)
+        if done.returncode == 0:
+            return None
+    except subprocess.TimeoutExpired:
+        return None
+    except OSError:
+        pass
+    return (f"{owner}, who owns {git_dir} and whom Git runs the hook as, cannot run the hook's Python {python} "
+            f"with stepup-git: every push would be rejected; install stepup-git where {owner} can read it, e.g. "
+            "STEPUP_VENV=/opt/stepup-git/venv ./install.sh, then run /opt/stepup-git/venv/bin/stepup-git "
+            f"install {git_dir} again")
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _read(path: Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -12,19 +13,21 @@ from pathlib import Path
 
 import pytest
 from support import run
-from support.keys import Gpg, Key, People, key_toml
+from support.keys import Gpg, Key, People, key_toml, signed_policy
+from support.repos import Clone, Server
 
 from stepup_git import cli
 from stepup_git.cli import keys as cli_keys
 from stepup_git.cli.parser import CommandParser
 from stepup_git.errors import PolicyError, StepupError
-from stepup_git.policy import edit, keys
+from stepup_git.policy import edit, keys, load
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 ALICE = "D5DEAA84AC21D1DD5F6779E7307414120810B0A0"
 BOB = "DB05F788EB3F728908784636278F3BE797875052"
 CAROL = "60404762EFACED566BEEE13ED0D930B53AF9CFCD"
-DAVE_TIER = 'tier = "contributor"            # SSH signatures carry no time: they sign commits, not step-ups\n'
+DAVE_TIER = ('tier = "contributor"            # SSH signatures carry no time: with this key only a signed push '
+             '(git push --signed) proves a step-up\n')
 ALICE_TABLE = ('[[keys]]\nfingerprint = "D5DE AA84 AC21 D1DD 5F67  79E7 3074 1412 0810 B0A0"\n'
                'owner = "alice"\ntier = "maintainer"\n')
 BOB_TABLE = ('[[keys]]\nfingerprint = "DB05F788EB3F728908784636278F3BE797875052"\nowner = "bob"\n'
@@ -594,3 +597,81 @@ def test_policy_error_lists_every_problem(policy: Path) -> None:
         keys.list_keys(policy)
     assert caught.value.problems == [
         f"{policy}:34: unknown tier 'boss'; the tiers are contributor, maintainer, release"]
+
+
+# --- remove: policies sharing one keyring folder ------------------------------------------------
+
+def test_remove_keeps_the_key_file_a_neighbour_policy_lists(people: People, server: Server, clone: Clone,
+                                                            stepup: Stepup) -> None:
+    """Two policies beside each other share keys/: removing alice from one keeps keys/alice.asc, which
+    the other still lists, and the repository guarded by the other still accepts alice's signed push.
+    Once no policy lists her key, the file goes."""
+    server.write_policy(signed_policy(people.alice) + "\n" + key_toml(people.bob, "bob", "contributor"),
+                        {"alice.asc": people.alice.export(), "bob.asc": people.bob.export()})
+    other = server.root / "other.toml"
+    other.write_text(signed_policy(people.alice))
+    run([sys.executable, "-m", "stepup_git", "install", server.path, "--policy", other])
+    alice_file = server.keys_dir / "alice.asc"
+
+    result = stepup("keys", "remove", "--policy", server.policy_path, people.alice.fingerprint)
+    assert (result.code, result.err_lines) == (0, [
+        "stepup-git: warning: rule 'signed' needs 1 signer(s) of tier maintainer or higher, but now 0 person(s) "
+        "hold such keys: it can never pass"])
+    assert result.out.splitlines() == [
+        f"removed OpenPGP key {people.alice.fingerprint} (alice, tier maintainer) from {server.policy_path}",
+        f"kept key file {alice_file}: {other} still lists key {people.alice.fingerprint}",
+    ]
+    assert alice_file.read_text() == people.alice.export()
+    assert people.alice.fingerprint not in server.policy_path.read_text()
+    clone.write("a.txt", "a\n")
+    clone.commit("signed by alice", sign=people.alice)
+    pushed = clone.push("HEAD:main")
+    assert pushed.ok, pushed
+    assert pushed.remote == ["stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"]
+
+    result = stepup("keys", "remove", "--policy", server.policy_path, people.bob.fingerprint)
+    assert result.out.splitlines()[1:] == [f"deleted key file {server.keys_dir / 'bob.asc'}"]
+    result = stepup("keys", "remove", "--policy", other, people.alice.fingerprint)
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        f"removed OpenPGP key {people.alice.fingerprint} (alice, tier maintainer) from {other}",
+        f"deleted key file {alice_file}",
+    ]
+    assert not alice_file.exists()
+
+
+def test_remove_ignores_a_policy_with_another_keyring_folder(policy: Path, stepup: Stepup) -> None:
+    """A policy beside it that lists the key but keeps its keys in another folder does not hold the file."""
+    (policy.parent / "elsewhere.toml").write_text(
+        f'version = 1\n[settings]\nkeyring = "other-keys"\n[[keys]]\nfingerprint = "{BOB}"\n'
+        'owner = "bob"\ntier = "contributor"\n')
+    result = stepup("keys", "remove", "--policy", policy, BOB)
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines()[1:] == [f"deleted key file {policy.parent / 'keys' / 'bob.asc'}"]
+
+
+def test_remove_keeps_the_file_when_a_policy_beside_it_cannot_be_read(policy: Path, stepup: Stepup) -> None:
+    """A *.toml beside the policy that is not valid TOML may list the key: the file stays, and the line
+    says why and what to do."""
+    broken = policy.parent / "draft.toml"
+    broken.write_text('[[keys]]\nfingerprint = "DB05\n')
+    with pytest.raises(tomllib.TOMLDecodeError) as parsed:
+        tomllib.loads(broken.read_text())
+    result = stepup("keys", "remove", "--policy", policy, BOB)
+    assert (result.code, result.err) == (0, "")
+    bob_file = policy.parent / "keys" / "bob.asc"
+    assert result.out.splitlines()[1:] == [
+        f"kept key file {bob_file}: {broken} is not valid TOML ({parsed.value}), so it may still list the key; "
+        "delete the file by hand once no policy uses it"]
+    assert bob_file.exists()
+
+
+def test_remove_says_when_no_file_holds_the_key(policy: Path, stepup: Stepup) -> None:
+    """dave's SSH key is listed inline, with no .pub file: the command says there was no file to delete."""
+    dave = next(k for k in load(policy).keys if k.owner == "dave")
+    result = stepup("keys", "remove", "--policy", policy, "--owner", "dave")
+    assert (result.code, result.err) == (0, "")
+    assert result.out.splitlines() == [
+        f"removed SSH key {dave.id} (dave, tier contributor) from {policy}",
+        f"no key file in {policy.parent / 'keys'} holds {dave.id}; nothing to delete",
+    ]

@@ -59,8 +59,11 @@ def cmd_install(args: argparse.Namespace) -> int:
             if args.client:
                 print(install_client(repo, policy=args.policy, strict=args.strict))
                 continue
-            print(install(repo, policy=args.policy, mode=args.mode, chain=args.chain, layout=args.layout,
-                          nonce_seed=seed))
+            done, warnings = install(repo, policy=args.policy, mode=args.mode, chain=args.chain,
+                                     layout=args.layout, nonce_seed=seed)
+            print(done)
+            for line in warnings:
+                print(f"stepup-git: {repo}: warning: {line}", file=sys.stderr)
         except StepupError as exc:
             failed += 1
             for line in getattr(exc, "problems", None) or [str(exc)]:

@@ -45,12 +45,13 @@ def register(subparsers: Any) -> None:
                      help="the policy stops honouring the key after this day (UTC)")
     add.set_defaults(func=cmd_add)
 
-    rm = commands.add_parser("remove", help="remove keys from the policy and their unused key files")
+    rm = commands.add_parser("remove", help="remove keys from the policy, and their key files that no other "
+                             "policy sharing the keyring folder lists")
     rm.add_argument("--policy", type=Path, required=True, metavar="FILE")
     rm.add_argument("key", nargs="?", metavar="FINGERPRINT|SSH-ID")
     rm.add_argument("--owner", help="remove the key of this owner")
     rm.add_argument("--all", action="store_true", help="with --owner: remove every key of the owner")
-    rm.add_argument("--keep-file", action="store_true", help="keep the key files in the keyring folder")
+    rm.add_argument("--keep-file", action="store_true", help="keep every key file in the keyring folder")
     rm.set_defaults(func=cmd_remove)
 
 

@@ -3,8 +3,9 @@
 
 from .payloads import split_commit, split_tag
 from .refs import BASELINE
-from .repository import Repo, UnsupportedRepository, sha256_refusal
+from .refusals import ForeignRepository, UnsupportedRepository, sha256_refusal
+from .repository import Repo
 from .updates import parse_updates
 
-__all__ = ["BASELINE", "Repo", "UnsupportedRepository", "parse_updates", "sha256_refusal", "split_commit",
-           "split_tag"]
+__all__ = ["BASELINE", "ForeignRepository", "Repo", "UnsupportedRepository", "parse_updates", "sha256_refusal",
+           "split_commit", "split_tag"]

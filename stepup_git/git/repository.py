@@ -46,6 +46,7 @@ from .environment import configure_libgit2, quarantine_dirs
 from .objects import LIBGIT2_ERRORS, SHA1, Objects
 from .payloads import split_commit, split_tag
 from .refs import list_refs, read_baseline, write_baseline
+from .refusals import UnsupportedRepository, foreign_repository, sha256_refusal
 
 # Variables that point git at another repository: a command-line run (check, verify) drops them.
 _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
@@ -53,15 +54,6 @@ _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_
 
 
 PROGRESS_EVERY = 256
-
-
-class UnsupportedRepository(GitError):
-    """The repository's format cannot be read (a SHA-256 repository): every push is refused."""
-
-
-def sha256_refusal() -> str:
-    return (f"the repository uses SHA-256 object ids, which this stepup-git (libgit2 {pygit2.LIBGIT2_VERSION}) "
-            "cannot read; every push is refused")
 
 
 class Repo:
@@ -111,6 +103,9 @@ class Repo:
         except LIBGIT2_ERRORS as exc:
             if "object format" in str(exc) or self._sha256(where or start):
                 raise UnsupportedRepository(sha256_refusal()) from None
+            refused = where is None or "not owned by current user" in str(exc)
+            if not from_env and refused and (foreign := foreign_repository(start, self._env)) is not None:
+                raise foreign from None
             why = "it is not a Git repository" if "not found" in str(exc) else str(exc)
             raise GitError(f"cannot open the repository {start}: {why}") from None
 

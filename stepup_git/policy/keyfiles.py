@@ -1,4 +1,5 @@
-"""The key files of a keyring folder (README.md, "Commands"): what an OpenPGP or SSH key file holds, read safely.
+"""The key files of a keyring folder (README.md, "Commands"): what an OpenPGP or SSH key file holds, read
+safely, and which of them another policy sharing the folder still lists.
 
 OpenPGP files are read with ``gpg --show-keys`` in a scratch GnuPG home that is thrown away, so
 looking at a file never imports it anywhere.
@@ -10,6 +11,7 @@ import contextlib
 import re
 import shutil
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +20,7 @@ from pathlib import Path
 from ..errors import StepupError, UsageError
 from ..files import replace_file
 from ..signatures.keyring import keyring_files, run_gpg
-from .model import parse_ssh_key
+from .model import normalize_fingerprint, parse_ssh_key
 
 _SECRET_ARMOR = b"PRIVATE KEY"
 # Not the keyring's "trust-model always": with it, listing an expired key wants a trustdb that
@@ -148,22 +150,91 @@ def place(target: Path, data: bytes) -> bool:
     return True
 
 
-def files_holding(folder: Path, gone: set[str], *, openpgp: bool) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Key files that hold keys of ``gone``: those holding nothing else, and the others with what else.
+def files_holding(folder: Path, gone: set[str], *, openpgp: bool) -> list[tuple[Path, set[str]]]:
+    """The key files of ``folder`` that hold keys of ``gone``, each with every key id it holds.
     OpenPGP files are read only when ``openpgp`` (some of ``gone`` are OpenPGP keys)."""
-    doomed: list[Path] = []
-    kept: list[tuple[Path, str]] = []
     held: list[tuple[Path, set[str]]] = [(p, ssh_ids_in(p)) for p in ssh_files(folder)]
     if openpgp:
         with scratch_home() as home:
             held += [(p, {k.fingerprint for k in show_keys(p, home)}) for p in keyring_files(folder)]
+    return [(path, ids) for path, ids in held if ids & gone]
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """Another policy file whose keyring folder is the same as the edited policy's."""
+
+    path: Path
+    ids: frozenset[str]  # the key ids its [[keys]] list
+    error: str | None = None  # why it could not be read: then it may list any key
+
+
+def neighbours(policy_path: Path, folder: Path) -> list[Neighbour]:
+    """The other ``*.toml`` files in the policy's own folder and in the keyring folder's parent whose
+    ``settings.keyring`` (relative to that file, default ``keys``) is ``folder``, and the files there that
+    cannot be read as TOML. Read leniently: a neighbour with errors still counts with what it lists."""
+    me, target = policy_path.resolve(), folder.resolve()
+    seen = {me}
+    found: list[Neighbour] = []
+    for directory in dict.fromkeys([policy_path.parent, folder.parent]):
+        try:
+            candidates = sorted(p for p in directory.glob("*.toml") if p.is_file())
+        except OSError:
+            continue
+        for path in candidates:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            if (neighbour := _neighbour(path, target)) is not None:
+                found.append(neighbour)
+    return found
+
+
+def _neighbour(path: Path, target: Path) -> Neighbour | None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return Neighbour(path, frozenset(), f"cannot be read ({exc.strerror or exc})")
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return Neighbour(path, frozenset(), f"is not valid TOML ({exc})")
+    settings = data.get("settings")
+    keyring = settings.get("keyring", "keys") if isinstance(settings, dict) else "keys"
+    if not isinstance(keyring, str) or (path.parent / keyring).resolve() != target:
+        return None
+    ids: set[str] = set()
+    entries = data.get("keys")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        with contextlib.suppress(ValueError):
+            if isinstance(fpr := entry.get("fingerprint"), str):
+                ids.add(normalize_fingerprint(fpr))
+            if isinstance(line := entry.get("ssh"), str):
+                ids.add(parse_ssh_key(line)[1])
+    return Neighbour(path, frozenset(ids), None)
+
+
+def dispose(held: list[tuple[Path, set[str]]], gone: set[str], others: list[Neighbour], *,
+            keep_file: bool) -> list[str]:
+    """Delete the key files that hold nothing but keys of ``gone`` and that no other policy sharing
+    the keyring folder (``others``) lists; keep the rest. One line per file saying what was done and why."""
+    done: list[str] = []
     for path, ids in held:
-        if ids & gone:
-            if ids <= gone:
-                doomed.append(path)
-            else:
-                kept.append((path, ", ".join(sorted(ids - gone))))
-    return doomed, kept
+        if not ids <= gone:
+            done.append(f"kept key file {path}: it also holds {', '.join(sorted(ids - gone))}")
+        elif keep_file:
+            done.append(f"kept key file {path} (--keep-file)")
+        elif users := [n for n in others if n.error is None and ids & n.ids]:
+            reasons = "; ".join(f"{n.path} still lists key {', '.join(sorted(ids & n.ids))}" for n in users)
+            done.append(f"kept key file {path}: {reasons}")
+        elif unread := [n for n in others if n.error is not None]:
+            reasons = "; ".join(f"{n.path} {n.error}" for n in unread)
+            done.append(f"kept key file {path}: {reasons}, so it may still list the key; "
+                        "delete the file by hand once no policy uses it")
+        else:
+            path.unlink(missing_ok=True)
+            done.append(f"deleted key file {path}")
+    return done
 
 
 def _safe(owner: str) -> str:

@@ -19,7 +19,9 @@ from ..errors import StepupError, UsageError
 from ..signatures.keyring import KeyInfo, Keyring
 from .edit import replace_checked, with_key, without_keys
 from .keyfiles import (
+    dispose,
     files_holding,
+    neighbours,
     openpgp_file_name,
     place,
     read_openpgp,
@@ -184,7 +186,10 @@ def add_key(policy_path: Path, *, owner: str, tier: str, key_file: Path | None =
 
 def remove_keys(policy_path: Path, *, key: str | None = None, owner: str | None = None,
                 all_of_owner: bool = False, keep_file: bool = False) -> tuple[list[str], list[str]]:
-    """Remove matching keys from the policy and their files; return (what was done, warnings)."""
+    """Remove matching keys from the policy and their files; return (what was done, warnings).
+
+    A key file is deleted only when it holds nothing but removed keys and no other policy sharing the
+    keyring folder (``keyfiles.neighbours``) lists them; ``keep_file`` keeps every file."""
     if (key is None) == (owner is None):
         raise UsageError("give a FINGERPRINT or SSH-ID, or --owner NAME")
     policy = load(policy_path)
@@ -208,16 +213,15 @@ def remove_keys(policy_path: Path, *, key: str | None = None, owner: str | None 
     original = real.read_bytes()
     new_text = without_keys(original.decode("utf-8"), policy, gone)
 
-    doomed, kept = files_holding(policy.settings.keyring, gone, openpgp=any(k.fingerprint for k in chosen))
+    folder = policy.settings.keyring
+    held = files_holding(folder, gone, openpgp=any(k.fingerprint for k in chosen))
+    others = neighbours(policy_path, folder)
     replace_checked(policy_path, real, original, new_text)
     done = [f"removed {_KIND[k.kind]} {k.id} ({k.owner}, tier {k.tier}) from {policy_path}" for k in chosen]
-    for path in doomed:
-        if keep_file:
-            done.append(f"kept key file {path} (--keep-file)")
-        else:
-            path.unlink(missing_ok=True)
-            done.append(f"deleted key file {path}")
-    done += [f"kept key file {path}: it also holds {others}" for path, others in kept]
+    done += dispose(held, gone, others, keep_file=keep_file)
+    found = {i for _, ids in held for i in ids}
+    done += [f"no key file in {folder} holds {k.id}; nothing to delete"
+             for k in chosen if k.authority is None and k.id not in found]
     return done, _shortfalls(policy, remaining)
 
 
