@@ -54,8 +54,9 @@ def _now(args: argparse.Namespace) -> datetime:
 
 def _chooser(args: argparse.Namespace) -> Callable[[Iterable[Record]], list[Record]]:
     """:func:`stepup_git.audit.select` with the filters of ``audit show``; UsageError for a bad one."""
+    now = _now(args)
     try:
-        since = parse_since(args.since, _now(args)) if args.since is not None else None
+        since = parse_since(args.since, now) if args.since is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
