@@ -84,7 +84,9 @@ class Judge:
                     if matched is None:
                         continue
                 result = self._evaluate(rule, update, action, matched)
-                results.append(replace(result, path=matched) if matched else result)
+                if matched:  # the audit record names every path the rule matches, not just the first
+                    result = replace(result, path=matched, paths=paths[rule.refs].all_matches(rule))
+                results.append(result)
             notes = () if candidates else ("no rule applies",)
             return Verdict(update, action, tuple(results), notes=notes)
         except StepupError as exc:
@@ -308,6 +310,17 @@ class _Paths:
                     return path
             self._source = None
         return None
+
+    def all_matches(self, rule: Rule) -> tuple[str, ...]:
+        """Every changed path ``rule`` matches, in the order found (reads the rest of the changes)."""
+        assert rule.paths is not None
+        if self._source is not None:
+            for path, gitlink in self._source:
+                if path not in self._known:
+                    self._known.add(path)
+                    self._seen.append((path, gitlink))
+            self._source = None
+        return tuple(path for path, gitlink in self._seen if rule.paths.matches_changed(path, gitlink=gitlink))
 
 
 def _owners(counted: dict[str, Proof]) -> str:

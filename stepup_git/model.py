@@ -126,12 +126,15 @@ class RuleResult:
     findings: tuple[Finding, ...] = ()
     failed_count: int = 0  # objects that failed, when more than the findings kept
     path: str | None = None  # the changed path that made a path rule apply
+    paths: tuple[str, ...] = ()  # every changed path the path rule matches, ``path`` first
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.rule, "result": "pass" if self.passed else "fail",
                                "reason": self.reason, "proofs": [p.to_json() for p in self.proofs]}
         if self.path is not None:
             out["path"] = self.path
+        if self.paths:
+            out["paths"] = list(self.paths)
         return out
 
 

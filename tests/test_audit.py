@@ -450,14 +450,14 @@ def test_render_table_answers_who_approved_with_which_key_when() -> None:
     ], ref="refs/heads/feature/a-very-long-branch-name", new="0" * 40, action="delete")
     assert audit.render_table([make_record(1), failing]).splitlines() == [
         "TIME                  PUSHER        REF                         ACTION      DECISION"
-        "  OLD..NEW",
-        "2026-11-24T03:01:12Z  alice         refs/heads/main             update      accept  "
+        "     OLD..NEW",
+        "2026-11-24T03:01:12Z  alice         refs/heads/main             update      accept     "
         "  356a192b..da4b9237",
         "      rule migrations-step-up        pass   db/migrations/0042.sql changed: 1 fresh "
         "maintainer proof",
         "        key alice         maintainer   89ABCDEF01234567      signed "
         "2026-11-24T03:01:00Z  via tip-signature",
-        "2026-11-24T03:02:12Z  mallory       …e/a-very-long-branch-name  delete      reject  "
+        "2026-11-24T03:02:12Z  mallory       …e/a-very-long-branch-name  delete      reject     "
         "  da4b9237..00000000",
         "    ! rule protected-main            fail   no fresh signature by a maintainer key",
         "      rule two-person-release        pass   2 of 2 release keys",
@@ -504,8 +504,10 @@ def test_cli_show_json_and_filters(log: Path, capsys: pytest.CaptureFixture[str]
 
 def test_cli_show_bad_since(log: Path) -> None:
     with pytest.raises(UsageError) as caught:
-        run(["audit", "show", "--log", str(log), "--since", "yesterday"])
-    assert str(caught.value) == "--since: not an ISO-8601 date or date-time: yesterday"
+        run(["audit", "show", "--log", str(log), "--since", "last week"])
+    assert str(caught.value) == (
+        "--since takes an ISO-8601 date or time (2026-11-24, 2026-11-24T09:30Z), an age (30m, 2h, 7d, "
+        "1h30m) or today or yesterday (UTC), not 'last week'")
 
 
 def test_cli_verify_exit_codes(log: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,15 +1,17 @@
-"""Reading the audit log for people: records in order, filters, and the table of ``audit show``."""
+"""Reading the audit log for people: records in order and the filters of ``audit show`` (its tables
+are :mod:`.table`)."""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from ..errors import AuditError
-from ..text import visible
-from .log import Record, parse_line, short_id
+from ..patterns import PathPatterns
+from ..policy.model import parse_duration
+from .log import Record, parse_line
 
 
 def read(log_path: Path) -> Iterator[Record]:
@@ -40,6 +42,28 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+SINCE_FORMS = ("an ISO-8601 date or time (2026-11-24, 2026-11-24T09:30Z), an age (30m, 2h, 7d, 1h30m) "
+               "or today or yesterday (UTC)")
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """What ``--since`` means at ``now``: an ISO-8601 date or time (:func:`parse_time`); an age back
+    from ``now`` (``30m``, ``2h``, ``7d``, ``1h30m``); ``today`` or ``yesterday``, the start of that
+    day in UTC. ValueError naming the accepted forms (:data:`SINCE_FORMS`) otherwise."""
+    word = value.strip().lower()
+    if word in ("today", "yesterday"):
+        start = datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+        return start - timedelta(days=1) if word == "yesterday" else start
+    try:
+        return now - parse_duration(word)
+    except ValueError:
+        pass
+    try:
+        return parse_time(value.strip())
+    except ValueError:
+        raise ValueError(f"--since takes {SINCE_FORMS}, not {value!r}") from None
+
+
 def _ref_matches(ref: object, pattern: str) -> bool:
     names = [pattern] if pattern.startswith("refs/") else [
         pattern, f"refs/heads/{pattern}", f"refs/tags/{pattern}"]
@@ -53,13 +77,35 @@ def _at_or_after(value: object, since: datetime) -> bool:
         return False
 
 
+def rule_paths(rule: Record) -> list[str]:
+    """The changed paths a path rule matched: ``paths`` (every one), or in records written before it
+    was kept, ``path`` (the first); none for a rule without paths."""
+    paths = rule.get("paths")
+    if isinstance(paths, list):
+        return [p for p in paths if isinstance(p, str)]
+    path = rule.get("path")
+    return [path] if isinstance(path, str) else []
+
+
+def dicts(value: object) -> list[Record]:
+    """The objects of a JSON list (a record's ``rules``, a rule's ``proofs``); [] for anything else."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _touches(record: Record, paths: PathPatterns) -> bool:
+    return any(paths.matches(path) for rule in dicts(record.get("rules")) for path in rule_paths(rule))
+
+
 def select(records: Iterable[Record], *, ref: str | None = None, pusher: str | None = None,
-           since: datetime | None = None, decision: str | None = None) -> list[Record]:
+           since: datetime | None = None, decision: str | None = None,
+           path: PathPatterns | None = None) -> list[Record]:
     """The records that match every given filter.
 
     ``ref`` matches exactly or as an fnmatch-style glob (``*`` also crosses ``/``); a pattern not
     starting with ``refs/`` also matches under ``refs/heads/`` and ``refs/tags/``. ``since`` keeps
     records whose ``time`` is at or after it (naive means UTC; an unreadable time never matches).
+    ``path`` (gitignore-style, as a rule's ``paths``) keeps records in which a rule matched a changed
+    path that it matches (:func:`rule_paths`).
     """
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
@@ -67,63 +113,8 @@ def select(records: Iterable[Record], *, ref: str | None = None, pusher: str | N
             if (ref is None or _ref_matches(r.get("ref"), ref))
             and (pusher is None or r.get("pusher") == pusher)
             and (decision is None or r.get("decision") == decision)
-            and (since is None or _at_or_after(r.get("time"), since))]
-
-
-def _fit(value: object, width: int, *, keep_end: bool = False) -> str:
-    text = "-" if value in (None, "") else visible(str(value))
-    if len(text) > width:
-        text = "…" + text[1 - width:] if keep_end else text[:width - 1] + "…"
-    return text.ljust(width)
-
-
-def _key_id(fingerprint: object) -> str:
-    """An OpenPGP fingerprint as its long key id (its last 16 hex digits), others cut to 20."""
-    text = str(fingerprint or "-")
-    if len(text) > 16 and all(c in "0123456789abcdefABCDEF" for c in text):
-        return text[-16:].upper().ljust(20)
-    return _fit(text, 20)
-
-
-def _dicts(value: object) -> list[Record]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def render_table(records: Iterable[Record]) -> str:
-    """A fixed-width table: a line per update, under it the error that stopped its judging, each
-    rule (``!`` marks one that did not pass) with its reason, and under a rule each proof: owner,
-    tier, key id, signing time, kind (and for an SSH certificate, a line with its authority, key id,
-    serial, principal and validity window). Text that is not printable (bytes that were not UTF-8, line
-    separators) shows escaped (see :func:`stepup_git.text.visible`)."""
-    lines = ["TIME                  PUSHER        REF                         ACTION      DECISION"
-             "  OLD..NEW"]
-    for r in records:
-        lines.append(f"{_fit(r.get('time'), 20)}  {_fit(r.get('pusher'), 12)}  "
-                     f"{_fit(r.get('ref'), 26, keep_end=True)}  {_fit(r.get('action'), 10)}  "
-                     f"{_fit(r.get('decision'), 8)}  {short_id(r.get('old'))}.."
-                     f"{short_id(r.get('new'))}")
-        if r.get("error") not in (None, ""):
-            lines.append(f"    ! error {visible(str(r.get('error')))}")
-        for rule in _dicts(r.get("rules")):
-            mark = " " if rule.get("result") == "pass" else "!"
-            lines.append(f"    {mark} rule {_fit(rule.get('name'), 24)}  "
-                         f"{_fit(rule.get('result'), 5)}  {_fit(rule.get('reason'), 72)}".rstrip())
-            for p in _dicts(rule.get("proofs")):
-                lines.append(f"        key {_fit(p.get('owner'), 12)}  {_fit(p.get('tier'), 11)}  "
-                             f"{_key_id(p.get('fingerprint'))}  signed {_fit(p.get('signed_at'), 20)}"
-                             f"  via {_fit(p.get('kind'), 20)}".rstrip())
-                if p.get("kind") == "ssh-certificate":
-                    lines.append(_certificate_line(p))
-    if len(lines) == 1:
-        lines.append("(no records)")
-    return "\n".join(lines) + "\n"
-
-
-def _certificate_line(p: Record) -> str:
-    """Under an ``ssh-certificate`` proof: the authority, key id, serial, principal and validity window."""
-    return (f"            certificate {visible(str(p.get('key_id')))!r} serial {p.get('serial')} from "
-            f"{visible(str(p.get('authority')))} for principal {visible(str(p.get('principal')))}, valid "
-            f"{p.get('valid_after')} to {p.get('valid_before')}, through {visible(str(p.get('via')))}")
+            and (since is None or _at_or_after(r.get("time"), since))
+            and (path is None or _touches(r, path))]
 
 
 def git_dir_of(repo: Path) -> Path:
