@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import AuditError
+from ..model import short_ref_names
 from ..text import visible
 from .log import Record, parse_line, short_id
 
@@ -41,8 +42,7 @@ def parse_time(value: str) -> datetime:
 
 
 def _ref_matches(ref: object, pattern: str) -> bool:
-    names = [pattern] if pattern.startswith("refs/") else [
-        pattern, f"refs/heads/{pattern}", f"refs/tags/{pattern}"]
+    names = [pattern] if pattern.startswith("refs/") else [pattern, *short_ref_names(pattern)]
     return isinstance(ref, str) and any(fnmatch.fnmatchcase(ref, name) for name in names)
 
 
