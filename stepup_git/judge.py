@@ -21,8 +21,9 @@ from .policy import Key, Policy, Rule
 from .proofs import tip
 from .proofs.freshness import NO_TIME, Freshness
 from .protocols import CertificateProof, Repository, SignatureSource
+from .required import required
 from .signatures import Assessment, Keyring, assess
-from .text import age, short
+from .text import short
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +108,7 @@ class Judge:
     # Step 5: deny -------------------------------------------------------------------------
 
     def _deny(self, rule: Rule, update: Update, action: str, why: str) -> RuleResult:
-        finding = Finding(update.ref, rule.name, f"the {action} of {update.ref}",
-                          required=f"nothing: rule \"{rule.name}\" denies this ({why})",
+        finding = Finding(update.ref, rule.name, f"the {action} of {update.ref}", required=required(rule, action, why),
                           found=f"a {action}", fix="this change is not allowed by the policy; ask a repository "
                           "administrator if it must happen")
         return RuleResult(rule.name, False, f"denied: {why}", findings=(finding,), failed_count=1)
@@ -149,7 +149,7 @@ class Judge:
                               old or self.repo.first_parent(oldest_failed or ""), rule.tier)
             findings = tuple(Finding(
                 update.ref, rule.name, f"commit {short(oid)}",
-                required=f"every new commit signed by a policy key of tier {rule.tier} or higher",
+                required=required(rule, "update"),
                 found=problem, fix=fix) for oid, problem in reversed(failures))
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
                               findings=findings, failed_count=failed)
@@ -204,17 +204,10 @@ class Judge:
         if len(counted) >= rule.signers and bound:
             names = ", ".join(f"{p.owner} ({p.label})" for p in proofs)
             return RuleResult(rule.name, True, f"step-up proven by {names}: {why}", proofs=proofs)
-        whose = ""
-        if rule.bind_pusher:
-            whose = " owned by the pusher" if rule.signers == 1 else ", the pusher one of them"
-        required = (f"{'a fresh proof' if rule.signers == 1 else f'fresh proofs from {rule.signers} different people'} "
-                    f"of tier {rule.tier} or higher{whose}: "
-                    + " or ".join(_PROOF_TEXT[p].format(window=age(window)) for p in rule.proofs
-                                  if action != "delete" or p == "push-certificate")
-                    + f" ({why})")
         if len(counted) and rule.signers > 1:
             found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
-        finding = Finding(update.ref, rule.name, self._object_label(update, action), required=required,
+        finding = Finding(update.ref, rule.name, self._object_label(update, action),
+                          required=required(rule, action, why),
                           found="; ".join(found) or "no proof",
                           fix=fix_for(rule, update, action, self.policy, self.ctx.pusher, untimed_tip=untimed_tip))
         return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
@@ -252,8 +245,7 @@ class Judge:
                 assert a.key is not None
                 return RuleResult(rule.name, True, f"tag {a.found}", proofs=(_proof("tag-signature", a, update.new),))
         finding = Finding(update.ref, rule.name, label,
-                          required=f"an annotated tag signed by a policy key of tier {rule.tier} or higher"
-                          + (f", signed within {age(rule.fresh_within)}" if rule.fresh_explicit else ""),
+                          required=required(rule, action),
                           found=problem or "a tag that is not signed as required", fix=fix)
         return RuleResult(rule.name, False, f"tag not signed as required: {problem}", findings=(finding,),
                           failed_count=1)
@@ -277,11 +269,6 @@ class Judge:
 
 
 CHUNK = 1024  # commits read and verified together
-
-_PROOF_TEXT = {
-    "push-certificate": "a signed push certificate for this update (git push --signed)",
-    "tip-signature": "a signature on the pushed tip made within the last {window}",
-}
 
 
 class _Paths:

@@ -18,6 +18,12 @@ def is_zero_id(text: str) -> bool:
     return len(text) in (40, 64) and text == "0" * len(text)
 
 
+def short_ref_names(name: str) -> list[str]:
+    """The full refs a short name stands for, the branch first: ``main`` is ``refs/heads/main`` or
+    ``refs/tags/main`` (``check``, ``verify``, ``explain`` and ``audit show --ref`` read it so)."""
+    return [f"refs/heads/{name}", f"refs/tags/{name}"]
+
+
 @dataclass(frozen=True, slots=True)
 class Update:
     """One line of the hook's input: ``<old> <new> <ref>``; ``None`` stands for the zero id."""

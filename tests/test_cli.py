@@ -585,7 +585,7 @@ def test_check_bad_input_is_one_line(signed_repo: Path, clone: Clone, tmp_path: 
         "stepup-git: --now must be an ISO-8601 time such as 2026-11-24T10:00:00Z, not 'yesterday'")
     assert "unrecognized arguments: --frobnicate" in one_error_line(
         stepup(*base, "--frobnicate", ZERO, a, "refs/heads/main"))
-    assert "the following arguments are required: old, new, ref" in one_error_line(stepup(*base))
+    assert "the following arguments are required: OLD, NEW, REF" in one_error_line(stepup(*base))
     assert "cannot open the repository" in one_error_line(
         stepup("check", "--repo", tmp_path / "nowhere", "--policy", signed_repo, ZERO, a, "refs/heads/main"))
     assert "cannot read the push certificate" in one_error_line(
@@ -611,6 +611,66 @@ def test_short_ref_names_are_not_judged_as_allowed(signed_repo: Path, clone: Clo
     for proc in runs:
         assert proc.returncode in (1, 2), proc.stdout
         assert "push accepted" not in proc.stdout
+
+
+def test_check_and_verify_take_a_short_ref_name_as_audit_show_does(people: People, signed_repo: Path,
+                                                                   clone: Clone) -> None:
+    a = clone.commit("a", sign=people.alice)
+    b = clone.commit("unsigned")
+    base: list[Arg] = ["check", "--repo", clone.path, "--policy", signed_repo]
+    full = stepup(*base, a, b, "refs/heads/main")
+    assert full.returncode == 1
+    short_name = stepup(*base, a, b, "main")
+    assert (short_name.returncode, short_name.stdout, short_name.stderr) == (1, full.stdout, "")
+    assert lines(short_name.stdout)[:5] == [WOULD_REJECT_ONE, *unsigned_finding("refs/heads/main", b)]
+    proc = stepup("verify", "--repo", clone.path, "--policy", signed_repo, "--range", f"{a}..{b}", "--ref", "main")
+    assert (proc.returncode, proc.stdout) == (1, full.stdout)
+
+    clone.tag("v1.2", message=None, target=a)
+    proc = stepup(*base, ZERO, a, "v1.2")
+    assert proc.returncode == 0, proc.stdout
+    assert lines(proc.stdout) == ["stepup-git: would be accepted (1 update(s), 0 rule check(s) passed)",
+                                  "stepup-git: note: refs/tags/v1.2: no rule applies"]
+
+    clone.tag("main", message=None, target=a)
+    assert one_error_line(stepup(*base, a, b, "main")) == (
+        "stepup-git: 'main' is both refs/heads/main and refs/tags/main; give the full ref name")
+    assert one_error_line(stepup(*base, a, b, "nowhere")) == (
+        f"stepup-git: no branch or tag 'nowhere' in {clone.path / '.git'}; give the full ref name, e.g. "
+        "refs/heads/nowhere")
+    assert one_error_line(stepup(*base, a, b, "ma in")) == "stepup-git: 'ma in' is not a ref name"
+    assert one_error_line(stepup(*base, a, b, "refs/heads/a..b")) == "stepup-git: 'refs/heads/a..b' is not a ref name"
+
+
+def _help_entries(text: str) -> dict[str, str]:
+    """Each argument and option of an argparse ``--help`` and its help text (empty when it has none)."""
+    entries: dict[str, str] = {}
+    current = None
+    section = False
+    for line in text.splitlines():
+        if line.endswith(":") and not line.startswith(" "):
+            section, current = line in ("positional arguments:", "options:"), None
+        elif section and re.match(r"  \S", line):
+            name, _, rest = line.strip().partition("  ")
+            current = name
+            entries[current] = rest.strip()
+        elif section and current is not None and line.startswith("    "):
+            entries[current] = (entries[current] + " " + line.strip()).strip()
+    return entries
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("check", {"OLD", "NEW", "REF", "-h, --help", "--repo R", "--policy FILE", "--pusher NAME", "--now ISO",
+               "--json", "--push-cert FILE"}),
+    ("verify", {"-h, --help", "--range A..B", "--ref REF", "--repo R", "--policy FILE", "--pusher NAME",
+                "--now ISO", "--json"}),
+])
+def test_every_argument_of_check_and_verify_has_help(command: str, expected: set[str]) -> None:
+    proc = stepup(command, "--help")
+    assert proc.returncode == 0
+    entries = _help_entries(proc.stdout)
+    assert set(entries) == expected
+    assert [name for name, text in entries.items() if not text] == []
 
 
 # --- verify -----------------------------------------------------------------------------------

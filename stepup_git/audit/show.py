@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from ..errors import AuditError
+from ..model import short_ref_names
 from ..patterns import PathPatterns
 from ..policy.model import parse_duration
 from .log import Record, parse_line
@@ -65,8 +66,7 @@ def parse_since(value: str, now: datetime) -> datetime:
 
 
 def _ref_matches(ref: object, pattern: str) -> bool:
-    names = [pattern] if pattern.startswith("refs/") else [
-        pattern, f"refs/heads/{pattern}", f"refs/tags/{pattern}"]
+    names = [pattern] if pattern.startswith("refs/") else [pattern, *short_ref_names(pattern)]
     return isinstance(ref, str) and any(fnmatch.fnmatchcase(ref, name) for name in names)
 
 

@@ -56,12 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import audit, check, demo, install, keys, policy, state, status
+    from . import audit, check, demo, explain, install, keys, policy, state, status
 
     parser = CommandParser(prog="stepup-git", description="Step-up authentication for Git pushes.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"stepup-git {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND", parser_class=CommandParser)
-    for command in (install, policy, check, audit, keys, state, status, demo):
+    for command in (install, policy, check, explain, audit, keys, state, status, demo):
         command.register(sub)
     return parser

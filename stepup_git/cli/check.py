@@ -15,34 +15,48 @@ from ..environment import shared_cache_dir
 from ..errors import GitError, UsageError
 from ..evaluate import Session
 from ..git import Repo
-from ..model import Update, is_zero_id
+from ..model import Update, is_zero_id, short_ref_names
 from ..proofs.pushcert import from_file
 from ..render import render
 from ..text import iso
 
 
 def register(sub: Any) -> None:
-    c = sub.add_parser("check", help="judge one update without pushing (dry run)")
-    c.add_argument("--repo", type=Path, default=Path("."))
-    c.add_argument("--policy", type=Path)
-    c.add_argument("--pusher")
-    c.add_argument("--push-cert", type=Path)
-    c.add_argument("--now", help="judge as of this ISO-8601 time (default: now)")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("old")
-    c.add_argument("new")
-    c.add_argument("ref")
+    c = sub.add_parser("check", help="judge one update without pushing (dry run)",
+                       description="Judge one update OLD -> NEW of REF as the pre-receive hook would, without "
+                                   "pushing (exit 0 allowed, 1 denied).")
+    _common(c)
+    c.add_argument("--push-cert", type=Path, metavar="FILE",
+                   help="a signed push certificate to count as the push's (its nonce and replay cannot be judged "
+                        "outside a push)")
+    c.add_argument("old", metavar="OLD", help="where REF stands now: a revision, or the zero id for a create")
+    c.add_argument("new", metavar="NEW", help="where REF would stand: a revision, or the zero id for a delete")
+    c.add_argument("ref", metavar="REF", help=f"the ref updated: a full name, or {SHORT_REF_HELP}")
     c.set_defaults(func=cmd_check)
 
-    v = sub.add_parser("verify", help="CI gate: judge a range as an update of a ref")
-    v.add_argument("--repo", type=Path, default=Path("."))
-    v.add_argument("--range", required=True, dest="range_", metavar="A..B")
-    v.add_argument("--ref")
-    v.add_argument("--policy", type=Path)
-    v.add_argument("--pusher")
-    v.add_argument("--now")
-    v.add_argument("--json", action="store_true")
+    v = sub.add_parser("verify", help="CI gate: judge a range as an update of a ref",
+                       description="Judge the commits of a range A..B as an update of a ref (exit 0 allowed, "
+                                   "1 denied; docs/ci-gate.md).")
+    v.add_argument("--range", required=True, dest="range_", metavar="A..B",
+                   help="the update: A where the ref stands (empty or the zero id for a create), B the new tip")
+    v.add_argument("--ref", metavar="REF",
+                   help=f"the ref updated: a full name, or {SHORT_REF_HELP} (default: the branch HEAD names)")
+    _common(v)
     v.set_defaults(func=cmd_verify)
+
+
+SHORT_REF_HELP = "a short name such as main or v1.2 (its refs/heads/ or refs/tags/ ref in the repository)"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="R",
+                   help="the repository to read (default: the current directory's)")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="the policy file (default: the repository's git config stepup.policy)")
+    p.add_argument("--pusher", metavar="NAME",
+                   help="judge as if NAME pushes (the server takes it from STEPUP_PUSHER, GL_USERNAME, ...)")
+    p.add_argument("--now", metavar="ISO", help="judge as of this ISO-8601 time (default: now)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -51,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     new = None if is_zero_id(args.new) else _resolve(repo, args.new)
     if old is None and new is None:
         raise UsageError("OLD and NEW cannot both be the zero id")
-    return _judge_one(args, Update(old, new, _full_ref(args.ref)), certificate_file=args.push_cert, repo=repo)
+    return _judge_one(args, Update(old, new, full_ref(repo, args.ref)), certificate_file=args.push_cert, repo=repo)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -61,14 +75,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError(f"--range must be A..B, not {args.range_!r}")
     old = _resolve(repo, a) if a and not is_zero_id(a) else None
     new = _resolve(repo, b)
-    ref = _full_ref(args.ref) if args.ref else _head_ref(repo)
+    ref = full_ref(repo, args.ref) if args.ref else _head_ref(repo)
     return _judge_one(args, Update(old, new, ref), repo=repo)
 
 
-def _full_ref(ref: str) -> str:
-    if not ref.startswith("refs/") or any(c.isspace() for c in ref):
-        raise UsageError(f"{ref!r} is not a full ref name; give e.g. refs/heads/{ref.removeprefix('refs/')}")
-    return ref
+def full_ref(repo: Repo | None, name: str) -> str:
+    """The ref a name given on the command line stands for: a full name as it is; a short one (``main``,
+    ``v1.2``) as the branch or the tag of that name that exists in ``repo`` (the names ``audit show
+    --ref`` matches). UsageError when it is no ref name, names both or neither, or there is no repository."""
+    if not name or any(c.isspace() or ord(c) < 32 or c in _NOT_IN_REFS for c in name) or ".." in name \
+            or "@{" in name or name.endswith(("/", ".", ".lock")) or "//" in name:
+        raise UsageError(f"{name!r} is not a ref name")
+    if name.startswith("refs/"):
+        return name
+    candidates = short_ref_names(name)
+    if repo is None:
+        raise UsageError(f"{name!r} is not a full ref name and there is no repository to look it up in; "
+                         f"give {' or '.join(candidates)}")
+    found = [ref for ref in candidates if repo.ref_target(ref) is not None]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise UsageError(f"{name!r} is both {' and '.join(found)}; give the full ref name")
+    raise UsageError(f"no branch or tag {name!r} in {repo.path}; give the full ref name, e.g. {candidates[0]}")
+
+
+_NOT_IN_REFS = "~^:?*[\\"
 
 
 def _resolve(repo: Repo, rev: str) -> str:
