@@ -86,7 +86,8 @@ class Judge:
                         continue
                 result = self._evaluate(rule, update, action, matched)
                 if matched:  # the audit record names every path the rule matches, not just the first
-                    result = replace(result, path=matched, paths=paths[rule.refs].all_matches(rule))
+                    listed, complete = paths[rule.refs].all_matches(rule)
+                    result = replace(result, path=matched, paths=listed, paths_complete=complete)
                 results.append(result)
             notes = () if candidates else ("no rule applies",)
             return Verdict(update, action, tuple(results), notes=notes)
@@ -269,6 +270,7 @@ class Judge:
 
 
 CHUNK = 1024  # commits read and verified together
+MORE_PATHS = 1000  # changed paths read past what judging needed, to list a path rule's matches
 
 
 class _Paths:
@@ -298,16 +300,24 @@ class _Paths:
             self._source = None
         return None
 
-    def all_matches(self, rule: Rule) -> tuple[str, ...]:
-        """Every changed path ``rule`` matches, in the order found (reads the rest of the changes)."""
+    def all_matches(self, rule: Rule) -> tuple[tuple[str, ...], bool]:
+        """The changed paths ``rule`` matches, in the order found, and whether that is all of them. Past
+        what judging read, at most ``MORE_PATHS`` further changes are read for the list: a push of
+        thousands of commits costs what its rules need, not a full listing."""
         assert rule.paths is not None
-        if self._source is not None:
+        budget = MORE_PATHS
+        while self._source is not None and budget > 0:
             for path, gitlink in self._source:
                 if path not in self._known:
                     self._known.add(path)
                     self._seen.append((path, gitlink))
-            self._source = None
-        return tuple(path for path, gitlink in self._seen if rule.paths.matches_changed(path, gitlink=gitlink))
+                budget -= 1
+                if budget == 0:
+                    break
+            else:
+                self._source = None
+        listed = tuple(path for path, gitlink in self._seen if rule.paths.matches_changed(path, gitlink=gitlink))
+        return listed, self._source is None
 
 
 def _owners(counted: dict[str, Proof]) -> str:

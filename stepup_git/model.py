@@ -132,7 +132,8 @@ class RuleResult:
     findings: tuple[Finding, ...] = ()
     failed_count: int = 0  # objects that failed, when more than the findings kept
     path: str | None = None  # the changed path that made a path rule apply
-    paths: tuple[str, ...] = ()  # every changed path the path rule matches, ``path`` first
+    paths: tuple[str, ...] = ()  # the changed paths the path rule matches, ``path`` first
+    paths_complete: bool = True  # False: a long push had more changes than were read for ``paths``
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.rule, "result": "pass" if self.passed else "fail",
@@ -141,6 +142,8 @@ class RuleResult:
             out["path"] = self.path
         if self.paths:
             out["paths"] = list(self.paths)
+            if not self.paths_complete:
+                out["paths_complete"] = False
         return out
 
 

@@ -21,6 +21,7 @@ from support.keys import People, key_toml
 from support.repos import Clone, Server
 
 from stepup_git import audit
+from stepup_git.judge import MORE_PATHS
 
 MAIN = "refs/heads/main"
 RELEASE = "refs/heads/release/1.0"
@@ -426,3 +427,34 @@ def test_show_reads_the_state_database_with_every_filter(people: People, server:
     code, lines, err = show(Log(server, [record], people), "--approvals", "--since", "yesterday")
     assert (code, err) == (0, "")
     assert lines == [APPROVALS, approval(record, MAIN, STEP_UP, "fail", "reject", "bob")]
+
+
+# --- how far a long push is read for the list ---------------------------------------------------
+
+
+def _migrations_pushed(people: People, server: Server, clone: Clone, count: int) -> dict[str, Any]:
+    """One commit adding ``count`` migrations, pushed with a fresh signed tip: its record's rule."""
+    server.write_policy(policy(people), {f"{n}.asc": getattr(people, n).export() for n in ("alice", "bob", "carol")})
+    server.install()
+    for n in range(count):
+        clone.write(f"db/migrations/{n:05}.sql", f"-- {n}\n")
+    clone.commit("many migrations", sign=people.alice)
+    pushed = clone.push("HEAD:main")
+    assert pushed.ok, pushed
+    (rule,) = server.audit_records()[-1]["rules"]
+    return rule
+
+
+def test_a_push_with_more_changes_than_are_read_for_the_list_says_so(
+        people: People, server: Server, clone: Clone) -> None:
+    rule = _migrations_pushed(people, server, clone, MORE_PATHS + 50)
+    assert (rule["name"], rule["result"], rule["paths_complete"]) == (STEP_UP, "pass", False)
+    assert len(rule["paths"]) == MORE_PATHS + 1  # the first match, then the changes read for the list
+    line = audit.render_table(server.audit_records(), wide=True).splitlines()[3]
+    assert line.endswith(", and perhaps more (the push's further changes were not read)")
+
+
+def test_a_push_whose_changes_are_all_read_lists_every_match(people: People, server: Server, clone: Clone) -> None:
+    rule = _migrations_pushed(people, server, clone, 40)
+    assert "paths_complete" not in rule
+    assert rule["paths"] == [f"db/migrations/{n:05}.sql" for n in range(40)]

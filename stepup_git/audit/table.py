@@ -111,6 +111,8 @@ def render_table(records: Iterable[Record], *, wide: bool = False) -> str:
             if paths:
                 more = len(paths) - PATHS_SHOWN
                 shown = paths if wide or more <= 0 else [*paths[:PATHS_SHOWN], f"and {more} more (--wide shows all)"]
+                if rule.get("paths_complete") is False:
+                    shown.append("and perhaps more (the push's further changes were not read)")
                 lines.append(f"        paths {', '.join(shown)}")
             for p in dicts(rule.get("proofs")):
                 lines.extend(_proof_lines(p, keys, wide=wide))
