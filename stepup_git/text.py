@@ -8,9 +8,10 @@ import textwrap
 from datetime import datetime, timedelta
 
 COLUMNS = 72  # what an 80-column terminal leaves after the "remote: " Git puts before each line
-# A command to copy: a program, then its words up to what ends it (",", ";", ": ", a parenthesis);
-# a quoted argument is one word, whatever it holds.
-_COMMAND = re.compile(r"(?<![\w.-])(?:git|stepup-git|ssh-keygen) (?:'[^']*'|\"[^\"]*\"|:(?! )|[^,;:()'\"])+")
+# A command to copy: a program, then its words up to what ends it (",", ";", ": ", a parenthesis), a
+# quoted argument one word whatever it holds; or a push option given on its own (-o name="value").
+_COMMAND = re.compile(r"(?<![\w.-])(?:git|stepup-git|ssh-keygen) (?:'[^']*'|\"[^\"]*\"|:(?! )|[^,;:()'\"])+"
+                      r"|(?<!\S)-o [\w.-]+=(?:\"[^\"]*\"|'[^']*'|\S+)")
 _GLUE = "\xa0"  # holds a command's words together; visible() escapes any in the text itself
 
 

@@ -118,3 +118,6 @@ def test_wrap_breaks_between_words_and_keeps_short_text_whole() -> None:
     # a hyphenated option is not a place to break, nor a quoted argument of a command
     assert wrap("then run git push --force-with-lease origin 'a b c'; done", "", "", width=20) == [
         "then run", "git push --force-with-lease origin 'a b c';", "done"]
+    # a push option to copy stays whole, its quoted value too
+    assert wrap('give a reason: -o stepup.break-glass="why this cannot wait"', "    note: ", " " * 10, width=50) == [
+        "    note: give a reason:", '          -o stepup.break-glass="why this cannot wait"']
