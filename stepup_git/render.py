@@ -76,7 +76,7 @@ def render(verdicts: Sequence[Verdict], *, mode: str, style: str = "hook") -> li
 def finding_lines(f: Finding) -> list[str]:
     """A finding: its ref, rule and object, then what was required, what was found (a line per part,
     labelled by the proof it is about) and the fix, each wrapped under its value."""
-    lines = wrap(f"{f.ref}: rule \"{f.rule}\" failed for {f.object}", "", INDENT)
+    lines = wrap(f"{f.ref}: rule \"{f.rule}\" failed for {f.object}", "", INDENT, keep=f.object)
     lines += wrap(f.required, f"{INDENT}required: ", VALUE)
     for i, part in enumerate(f.found):
         head = f"{INDENT}found:    " if i == 0 else VALUE

@@ -58,17 +58,20 @@ def short(oid: str | None) -> str:
     return oid[:10] if oid else "(none)"
 
 
-def wrap(text: str, first: str, rest: str, width: int = COLUMNS) -> list[str]:
+def wrap(text: str, first: str, rest: str, width: int = COLUMNS, *, keep: str = "") -> list[str]:
     """``first`` then ``text``, as lines of at most ``width`` columns continued after ``rest``: broken
-    between words, never inside a command to copy (``git ...`` up to the punctuation that ends it) nor at
-    a hyphen; a command or a word (a long ref or path) longer than a line stands alone on its line.
-    ``text`` is written :func:`visible` first, so the lines are printable and none is forged."""
+    between words, never inside a command to copy (``git ...`` up to the punctuation that ends it), nor
+    inside ``keep`` (e.g. "commit 1a2b3c4d5e") when it fits a line, nor at a hyphen; a command or a word
+    (a long ref or path) longer than a line stands alone on its line. ``text`` is written :func:`visible` first, so the lines
+    are printable and none is forged."""
 
     def glue(m: re.Match[str]) -> str:
         command = m.group(0).rstrip()
         return command.replace(" ", _GLUE) + m.group(0)[len(command):]
 
     glued = _COMMAND.sub(glue, visible(text))
+    if keep and len(visible(keep)) <= width - len(rest):
+        glued = glued.replace(visible(keep), visible(keep).replace(" ", _GLUE))
     lines = textwrap.wrap(glued, width, initial_indent=first, subsequent_indent=rest, break_long_words=False,
                           break_on_hyphens=False)
     return [line.replace(_GLUE, " ") for line in lines] or [first.rstrip()]

@@ -296,8 +296,8 @@ def test_delete_prod_is_denied_even_when_signed(
     tip = seeded(server, clone, people, "main", "main:prod")
     denied = [
         REJECTED,
-        'refs/heads/prod: rule "no-direct-prod" failed for the delete of',
-        "    refs/heads/prod",
+        'refs/heads/prod: rule "no-direct-prod" failed for',
+        "    the delete of refs/heads/prod",
         '    required: nothing: rule "no-direct-prod" denies this (delete of',
         "              refs/heads/prod)",
         "    found:    a delete",

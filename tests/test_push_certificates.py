@@ -811,8 +811,8 @@ def test_delete_is_proven_only_by_a_release_push_certificate(
     assert server.ref("refs/heads/doomed") == doomed
     assert low.remote == [
         REJECTED,
-        'refs/heads/doomed: rule "doomed-delete" failed for the delete of',
-        "    refs/heads/doomed",
+        'refs/heads/doomed: rule "doomed-delete" failed for',
+        "    the delete of refs/heads/doomed",
         "    required: a fresh proof of tier release or higher: a signed push",
         "              certificate for this update (git push --signed) (delete of",
         "              refs/heads/doomed)",

@@ -98,6 +98,16 @@ def test_a_long_ref_or_path_stands_alone_and_is_shown_printable() -> None:
     assert all(line.isprintable() for line in lines)
 
 
+def test_the_object_a_finding_names_stays_on_one_line() -> None:
+    ref = "refs/heads/release/2026-q4"
+    finding = Finding(ref, "main-history-signed", "tag v2026.4.0 (1a2b3c4d5e)", "a signed tag",
+                      (Found("no signature"),), "sign it")
+    assert rejected(finding, ref=ref)[1:3] == [
+        'refs/heads/release/2026-q4: rule "main-history-signed" failed for',
+        "    tag v2026.4.0 (1a2b3c4d5e)",
+    ]
+
+
 def test_signers_and_the_pusher_are_labelled_parts_of_their_own() -> None:
     lines = rejected(step_up(
         Found("signed by alice (maintainer, key 307414120810B0A0), nonce OK", "push certificate", "push-certificate"),
