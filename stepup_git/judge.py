@@ -1,8 +1,9 @@
 """Judge ref updates against the policy (docs/semantics.md). Pure of the environment: callers pass plain values.
 
 The steps of §4 are named in the code: (1) match rules by ref, action and changed paths; (2) ``signed``;
-(3) ``step-up``; (4) ``signed-tag``; (5) ``deny``. The push is all-or-nothing (6) and every finding says
-what was required, what was found and the fix (7); rendering is :mod:`stepup_git.render`'s job.
+(3) ``step-up``, its proofs counted per person by :mod:`stepup_git.proofs.signers`; (4) ``signed-tag``;
+(5) ``deny``. The push is all-or-nothing (6) and every finding says what was required, what was found (a
+part per proof) and the fix (7); rendering is :mod:`stepup_git.render`'s job.
 """
 
 from __future__ import annotations

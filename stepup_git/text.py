@@ -62,8 +62,8 @@ def wrap(text: str, first: str, rest: str, width: int = COLUMNS, *, keep: str = 
     """``first`` then ``text``, as lines of at most ``width`` columns continued after ``rest``: broken
     between words, never inside a command to copy (``git ...`` up to the punctuation that ends it), nor
     inside ``keep`` (e.g. "commit 1a2b3c4d5e") when it fits a line, nor at a hyphen; a command or a word
-    (a long ref or path) longer than a line stands alone on its line. ``text`` is written :func:`visible` first, so the lines
-    are printable and none is forged."""
+    (a long ref or path) longer than a line stands alone on its line. ``text`` is written :func:`visible`
+    first, so the lines are printable and none is forged."""
 
     def glue(m: re.Match[str]) -> str:
         command = m.group(0).rstrip()

@@ -42,8 +42,10 @@ def count(offered: Sequence[Offered], rule: Rule, policy: Policy, pusher: str | 
     counted: dict[str, Proof] = {}
     found: list[Found] = []
     for o in offered:
-        text, key = o.text, o.assessment.key if o.assessment is not None else None
-        if o.assessment is not None and key is not None:
+        text = o.text
+        if o.assessment is not None:
+            key = o.assessment.key
+            assert key is not None  # a proof's signer is a policy key
             if not policy.satisfies(key, rule.tier):
                 text += f"; tier {key.tier} is below {rule.tier}"
             elif key.owner in counted:
