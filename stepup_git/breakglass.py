@@ -66,7 +66,7 @@ def _refusal(v: Verdict, certificate: PushCertificate, policy: Policy, tier: str
         return f"rule \"{denied[0]}\" denies this update and cannot be overridden"
     a, text = certificate.prove(v.update, policy.settings.fresh_within, now)
     if a is None or a.key is None:
-        return text
+        return f"push certificate {text}"
     if not policy.satisfies(a.key, tier):
         return f"{a.found}: tier {a.key.tier} is below the break-glass tier {tier}"
     return Proof("push-certificate", a.key.id, a.key.owner, a.key.tier, a.signed_at, certificate.blob_id)

@@ -1,8 +1,9 @@
 """Judge ref updates against the policy (docs/semantics.md). Pure of the environment: callers pass plain values.
 
 The steps of §4 are named in the code: (1) match rules by ref, action and changed paths; (2) ``signed``;
-(3) ``step-up``; (4) ``signed-tag``; (5) ``deny``. The push is all-or-nothing (6) and every finding says
-what was required, what was found and the fix (7); rendering is :mod:`stepup_git.render`'s job.
+(3) ``step-up``, its proofs counted per person by :mod:`stepup_git.proofs.signers`; (4) ``signed-tag``;
+(5) ``deny``. The push is all-or-nothing (6) and every finding says what was required, what was found (a
+part per proof) and the fix (7); rendering is :mod:`stepup_git.render`'s job.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 
 from .errors import StepupError
 from .fixes import fix_for, resign_fix, sign_tag_fix
-from .model import MAX_SHOWN, Certified, Finding, Proof, RuleResult, Update, Verdict
-from .policy import Key, Policy, Rule
+from .model import MAX_SHOWN, Finding, Found, Proof, RuleResult, Update, Verdict
+from .policy import Policy, Rule
 from .proofs import tip
 from .proofs.freshness import NO_TIME, Freshness
+from .proofs.signers import NO_CERTIFICATE, Offered, count, proof_of
 from .protocols import CertificateProof, Repository, SignatureSource
 from .required import required
-from .signatures import Assessment, Keyring, assess
+from .signatures import Keyring, assess
 from .text import short
 
 
@@ -110,8 +112,9 @@ class Judge:
 
     def _deny(self, rule: Rule, update: Update, action: str, why: str) -> RuleResult:
         finding = Finding(update.ref, rule.name, f"the {action} of {update.ref}", required=required(rule, action, why),
-                          found=f"a {action}", fix="this change is not allowed by the policy; ask a repository "
-                          "administrator if it must happen")
+                          found=(Found(f"a {action}"),),
+                          fix="this change is not allowed by the policy; ask a repository administrator if it "
+                          "must happen")
         return RuleResult(rule.name, False, f"denied: {why}", findings=(finding,), failed_count=1)
 
     # Step 2: signed -----------------------------------------------------------------------
@@ -139,7 +142,7 @@ class Judge:
                 if problem is None:
                     assert a.key is not None
                     if a.key.id not in signers:
-                        signers[a.key.id] = _proof("commit-signature", a, oid)
+                        signers[a.key.id] = proof_of("commit-signature", a, oid)
                     continue
                 failed += 1
                 oldest_failed = oid
@@ -151,7 +154,7 @@ class Judge:
             findings = tuple(Finding(
                 update.ref, rule.name, f"commit {short(oid)}",
                 required=required(rule, "update"),
-                found=problem, fix=fix) for oid, problem in reversed(failures))
+                found=(Found(problem),), fix=fix) for oid, problem in reversed(failures))
             return RuleResult(rule.name, False, f"{failed} of {checked} new commit(s) not signed as required",
                               findings=findings, failed_count=failed)
         return RuleResult(rule.name, True, f"{checked} new commit(s) signed by policy keys",
@@ -162,57 +165,32 @@ class Judge:
     def _step_up(self, rule: Rule, update: Update, action: str, why: str) -> RuleResult:
         assert rule.tier is not None
         window, now = rule.fresh_within, self.ctx.now
-        offered: list[tuple[str, Assessment, str | None]] = []
+        offered: list[Offered] = []
         untimed_tip = False
-        found: list[str] = []
         if "push-certificate" in rule.proofs:
-            if self.ctx.push_cert is None:
-                found.append("no signed push certificate (the push was not made with git push --signed)")
+            cert = self.ctx.push_cert
+            if cert is None:
+                offered.append(Offered("push-certificate", "push certificate", NO_CERTIFICATE))
             else:
-                a, text = self.ctx.push_cert.prove(update, window, now, self.ctx.pusher)
-                found.append(text)
-                if a is not None:
-                    offered.append(("push-certificate", a, self.ctx.push_cert.blob_id))
+                a, text = cert.prove(update, window, now, self.ctx.pusher)
+                offered.append(Offered("push-certificate", "push certificate", text, a, cert.blob_id))
         if "tip-signature" in rule.proofs and action != "delete":
-            a_tip, text = tip.prove(update, self._object_label(update, "update"), repo=self.repo,
-                                    signatures=self.signatures, policy=self.policy, keyring=self.keyring,
-                                    window=window, now=now, pusher=self.ctx.pusher)
-            found.append(text)
-            untimed_tip = a_tip is None and NO_TIME in text  # a valid SSH signature, which carries no time
-            if a_tip is not None:
-                offered.append(("tip-signature", a_tip, update.new))
+            a, text = tip.prove(update, repo=self.repo, signatures=self.signatures, policy=self.policy,
+                                keyring=self.keyring, window=window, now=now, pusher=self.ctx.pusher)
+            untimed_tip = a is None and NO_TIME in text  # a valid SSH signature, which carries no time
+            offered.append(Offered("tip-signature", f"tip {self._object_label(update, 'update')}", text, a,
+                                   update.new))
         # Proofs count per person: one owner never counts twice, whatever keys they hold (docs/semantics.md, "Rules").
-        counted: dict[str, Proof] = {}
-        for kind, a, obj in offered:
-            key = a.key
-            assert key is not None
-            if not self.policy.satisfies(key, rule.tier):
-                found.append(f"{key.owner}'s key {key.short} is tier {key.tier}, below {rule.tier}")
-            elif key.owner in counted:
-                found.append(f"{key.owner} already counted once (one person counts once, whatever keys they hold)")
-            else:
-                counted[key.owner] = _proof(kind, a, obj)
-        proofs = tuple(counted.values())
-        bound = True
-        if rule.bind_pusher and counted:
-            if self.ctx.pusher is None:
-                bound = False
-                found.append(f"the pusher is unknown, so {_owners(counted)} proof cannot be bound to the pusher")
-            elif self.ctx.pusher not in counted:
-                bound = False
-                found.append(f"the {'proof is' if len(counted) == 1 else 'proofs are'} {_owners(counted)} "
-                             f"but the pusher is {self.ctx.pusher}" + _principal_hint(proofs, self.ctx.pusher))
-        if len(counted) >= rule.signers and bound:
-            names = ", ".join(f"{p.owner} ({p.label})" for p in proofs)
-            return RuleResult(rule.name, True, f"step-up proven by {names}: {why}", proofs=proofs)
-        if len(counted) and rule.signers > 1:
-            found.insert(0, f"{len(counted)} of {rule.signers} signers counted")
+        counted = count(offered, rule, self.policy, self.ctx.pusher)
+        if counted.met:
+            names = ", ".join(f"{p.owner} ({p.label})" for p in counted.proofs)
+            return RuleResult(rule.name, True, f"step-up proven by {names}: {why}", proofs=counted.proofs)
         finding = Finding(update.ref, rule.name, self._object_label(update, action),
                           required=required(rule, action, why),
-                          found="; ".join(found) or "no proof",
+                          found=counted.found or (Found("no proof"),),
                           fix=fix_for(rule, update, action, self.policy, self.ctx.pusher, untimed_tip=untimed_tip))
-        return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=proofs, findings=(finding,),
-                          failed_count=1)
+        return RuleResult(rule.name, False, f"step-up not proven: {why}", proofs=counted.proofs,
+                          findings=(finding,), failed_count=1)
 
     # Step 4: signed-tag -------------------------------------------------------------------
 
@@ -244,10 +222,10 @@ class Judge:
                 problem = None if fresh else text
             if problem is None:
                 assert a.key is not None
-                return RuleResult(rule.name, True, f"tag {a.found}", proofs=(_proof("tag-signature", a, update.new),))
+                return RuleResult(rule.name, True, f"tag {a.found}", proofs=(proof_of("tag-signature", a, update.new),))
         finding = Finding(update.ref, rule.name, label,
                           required=required(rule, action),
-                          found=problem or "a tag that is not signed as required", fix=fix)
+                          found=(Found(problem or "a tag that is not signed as required"),), fix=fix)
         return RuleResult(rule.name, False, f"tag not signed as required: {problem}", findings=(finding,),
                           failed_count=1)
 
@@ -319,28 +297,3 @@ class _Paths:
         listed = tuple(path for path, gitlink in self._seen if rule.paths.matches_changed(path, gitlink=gitlink))
         return listed, self._source is None
 
-
-def _owners(counted: dict[str, Proof]) -> str:
-    names = [f"{owner}'s" for owner in counted]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _proof(kind: str, a: Assessment, obj: str | None) -> Proof:
-    key: Key | None = a.key
-    assert key is not None
-    cert = a.certificate
-    if cert is None:
-        return Proof(kind, key.id, key.owner, key.tier, a.signed_at, obj)
-    assert cert.authority is not None and cert.valid_before is not None  # the verifier refuses others
-    certified = Certified(cert.authority, cert.key_id, cert.serial, key.owner, cert.valid_after, cert.valid_before)
-    return Proof("ssh-certificate", key.id, key.owner, key.tier, a.signed_at, obj, via=kind, certificate=certified)
-
-
-def _principal_hint(proofs: tuple[Proof, ...], pusher: str) -> str:
-    """For proofs by SSH certificates: whose principal they name, and where the pusher gets their own."""
-    certified = [p.certificate for p in proofs if p.certificate is not None]
-    if not certified:
-        return ""
-    names = ", ".join(f"{c.principal} is the principal of SSH certificate \"{c.key_id}\" from {c.authority}"
-                      for c in certified)
-    return f" ({names}); get a fresh certificate from {certified[0].authority} for principal {pusher}"

@@ -109,18 +109,33 @@ class Proof:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """One part of what a finding found. ``label`` names what it is about: a proof ("push certificate",
+    "tip commit 1a2b3c4d5e", with ``proof`` its kind as in a rule's ``proofs``) or the rule's count
+    ("signers", "pusher"); None for the finding's object itself (a commit's or a tag's signature)."""
+
+    text: str
+    label: str | None = None
+    proof: str | None = None  # "push-certificate", "tip-signature"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"label": self.label, "proof": self.proof, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """Why a rule failed for one object: what was required, what was found, and the fix."""
+    """Why a rule failed for one object: what was required, what was found (a part per proof), and the fix."""
 
     ref: str
     rule: str
     object: str  # "commit 1a2b3c4", "tag v1.2 (1a2b3c4)", "the delete of refs/heads/prod"
     required: str
-    found: str
+    found: tuple[Found, ...]
     fix: str
 
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "rule": self.rule, "object": self.object, "required": self.required,
+                "found": [part.to_json() for part in self.found], "fix": self.fix}
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,8 @@ class CertificateProof(Protocol):
 
     def prove(self, update: Update, window: timedelta, now: datetime,
               pusher: str | None = None) -> tuple[Assessment | None, str]:
-        """(the signer's assessment when the certificate proves this update, else None; a description)."""
+        """(the signer's assessment when the certificate proves this update, else None; what was found, to be
+        shown under the label "push certificate")."""
         ...
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from support import run_bytes
 from support.keys import Key, People, key_toml
+from support.lines import unwrap
 from support.repos import Clone, PushResult, Server
 
 ZERO = "0" * 40
@@ -27,7 +28,7 @@ WARNING = (
     "stepup-git: WARNING (audit mode): 1 of 1 update(s) fail the policy; the push is accepted now "
     "but will be rejected once the policy is enforced"
 )
-NO_CERT = "no signed push certificate (the push was not made with git push --signed)"
+NO_CERT = "push certificate: none (the push was not made with git push --signed)"
 AGE = r"\d+[smhd](?: \d+[hm])?"
 
 RULES = """
@@ -99,17 +100,21 @@ def who(key: Key, owner: str, tier: str) -> str:
     return f"signed by {owner} ({tier}, key {key.fingerprint[-16:]})"
 
 
-def finding(ref: str, rule: str, obj: str, required: str, found: str, fix: str) -> list[str]:
+def finding(ref: str, rule: str, obj: str, required: str, found: list[str], fix: str) -> list[str]:
+    """A finding's lines as :func:`unwrap` joins them: a line per field and per part of `found`."""
     return [
         f'{ref}: rule "{rule}" failed for {obj}',
         f"    required: {required}",
-        f"    found:    {found}",
+        *[("    found:    " if i == 0 else " " * 14) + part for i, part in enumerate(found)],
         f"    fix:      {fix}",
     ]
 
 
 def assert_lines(remote: list[str], expected: list[str]) -> None:
-    """Exact lines, where `{AGE}` in an expected line stands for any rendered duration."""
+    """The lines joined where they wrap (:func:`unwrap`, their wrapping depends on ages), where `{AGE}` in an
+    expected line stands for any rendered duration; every line fits 80 columns after `remote: `."""
+    assert all(len(line) <= 72 for line in remote[1:]), remote
+    remote = unwrap(remote)
     assert len(remote) == len(expected), remote
     for line, want in zip(remote, expected, strict=True):
         regex = re.escape(want).replace(re.escape("{AGE}"), AGE)
@@ -205,10 +210,10 @@ def test_force_push_to_main_needs_a_release_proof(
     required = step_up_required("release", "force-push of refs/heads/main")
     result = clone.push("main", force=True)
     assert not result.ok, result
-    assert result.remote == [
+    assert unwrap(result.remote) == [
         REJECTED,
         *finding(MAIN, "main-no-rewrite", f"commit {new[:10]}", required,
-                 f"{NO_CERT}; tip commit {new[:10]}: no signature", step_up_fix("release", force=True)),
+                 [NO_CERT, f"tip commit {new[:10]}: no signature"], step_up_fix("release", force=True)),
     ]
     assert server.ref(MAIN) == old
     assert last_record(server, MAIN, "reject")["action"] == "force-push"
@@ -216,11 +221,11 @@ def test_force_push_to_main_needs_a_release_proof(
     alice = who(people.alice, "alice", "maintainer")
     result = clone.push("main", force=True, signed=people.alice)
     assert not result.ok, result
-    assert result.remote == [
+    assert unwrap(result.remote) == [
         REJECTED,
         *finding(MAIN, "main-no-rewrite", f"commit {new[:10]}", required,
-                 f"push certificate {alice}, nonce OK; tip commit {new[:10]}: no signature; "
-                 f"alice's key {people.alice.fingerprint[-16:]} is tier maintainer, below release",
+                 [f"push certificate: {alice}, nonce OK; tier maintainer is below release",
+                  f"tip commit {new[:10]}: no signature"],
                  step_up_fix("release", force=True)),
     ]
     assert server.ref(MAIN) == old
@@ -245,7 +250,7 @@ def test_force_push_fix_names_a_command_that_works(
     old, _ = rewritten_main(server, clone, people)
     result = clone.push("main", force=True)
     assert not result.ok and server.ref(MAIN) == old
-    fix = result.remote[4]
+    fix = unwrap(result.remote)[-1]
     plain = clone.push("main", signed=people.carol)
     assert not plain.ok and "[rejected]" in plain.stderr and plain.remote == []
     assert server.ref(MAIN) == old
@@ -258,14 +263,14 @@ def test_delete_main_needs_a_signed_push(people: People, server: Server, clone: 
     tip = seeded(server, clone, people, sign=people.carol)
     result = clone.push(":main")
     assert not result.ok, result
-    assert result.remote == [
+    assert unwrap(result.remote) == [
         REJECTED,
         *finding(
             MAIN,
             "main-no-rewrite",
             "the delete of refs/heads/main",
             step_up_required("release", "delete of refs/heads/main", delete=True),
-            NO_CERT,
+            [NO_CERT],
             "sign the push with a key of tier release or higher: git config user.signingkey "
             "<key id>, then git push --signed origin :main",
         ),
@@ -291,15 +296,13 @@ def test_delete_prod_is_denied_even_when_signed(
     tip = seeded(server, clone, people, "main", "main:prod")
     denied = [
         REJECTED,
-        *finding(
-            PROD,
-            "no-direct-prod",
-            "the delete of refs/heads/prod",
-            'nothing: rule "no-direct-prod" denies this (delete of refs/heads/prod)',
-            "a delete",
-            "this change is not allowed by the policy; ask a repository administrator if it "
-            "must happen",
-        ),
+        'refs/heads/prod: rule "no-direct-prod" failed for',
+        "    the delete of refs/heads/prod",
+        '    required: nothing: rule "no-direct-prod" denies this (delete of',
+        "              refs/heads/prod)",
+        "    found:    a delete",
+        "    fix:      this change is not allowed by the policy; ask a repository",
+        "              administrator if it must happen",
     ]
     for signer in (None, people.carol):
         result = clone.push(":prod", signed=signer)
@@ -327,7 +330,7 @@ def bound_finding(oid: str, people: People, problem: str, fix: str | None = None
         "guarded-bound",
         f"commit {oid[:10]}",
         step_up_required("maintainer", "create of refs/heads/guarded", bound=True),
-        f"{NO_CERT}; tip commit {oid[:10]}: {alice} {{AGE}} ago; {problem}",
+        [NO_CERT, f"tip commit {oid[:10]}: {alice} {{AGE}} ago", f"pusher: {problem}"],
         fix or step_up_fix("maintainer", bound=True),
     )
 
@@ -357,20 +360,20 @@ def test_bind_pusher_needs_the_proof_to_be_the_pushers_own(
     result = clone.push(push, pusher="bob")
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(
-        oid, people, "the proof is alice's but the pusher is bob", bob_cannot)])
+        oid, people, "bob, but the proof is alice's", bob_cannot)])
     assert last_record(server, GUARDED, "reject")["pusher"] == "bob"
 
     result = clone.push(push)
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(
-        oid, people, "the pusher is unknown, so alice's proof cannot be bound to the pusher",
+        oid, people, "unknown, so alice's proof cannot be bound to the pusher",
         unknown_pusher_fix(DEFAULT_PUSHER_ENV))])
     assert last_record(server, GUARDED, "reject")["pusher"] is None
 
     result = clone.push(push, pusher="bob", env={"GL_USERNAME": "alice"})
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(
-        oid, people, "the proof is alice's but the pusher is bob", bob_cannot)])
+        oid, people, "bob, but the proof is alice's", bob_cannot)])
     assert server.ref(GUARDED) is None
 
     result = clone.push(push, pusher="alice")
@@ -397,7 +400,7 @@ def test_pusher_env_setting_replaces_the_list(
     seeded(server, clone, people, settings='pusher_env = ["CUSTOM_USER"]\n')
     oid = clone.commit("guarded change", sign=people.alice)
     push = f"HEAD:{GUARDED}"
-    unknown = "the pusher is unknown, so alice's proof cannot be bound to the pusher"
+    unknown = "unknown, so alice's proof cannot be bound to the pusher"
     result = clone.push(push, pusher="alice", env={"GL_USERNAME": "alice"})
     assert not result.ok, result
     assert_lines(result.remote, [REJECTED, *bound_finding(oid, people, unknown, unknown_pusher_fix("CUSTOM_USER"))])
@@ -419,14 +422,14 @@ def test_audit_mode_warns_and_accepts(people: People, server: Server, clone: Clo
     oid = clone.commit("unsigned guarded change")
     result = clone.push(f"HEAD:{GUARDED}", pusher="alice")
     assert result.ok, result
-    assert result.remote == [
+    assert unwrap(result.remote) == [
         WARNING,
         *finding(
             GUARDED,
             "guarded-bound",
             f"commit {oid[:10]}",
             step_up_required("maintainer", "create of refs/heads/guarded", bound=True),
-            f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+            [NO_CERT, f"tip commit {oid[:10]}: no signature"],
             step_up_fix("maintainer", bound=True),
         ),
     ]
@@ -443,7 +446,7 @@ def test_install_mode_overrides_the_policy_mode(
     seeded(server, clone, people, settings='mode = "audit"\n')
     first = clone.commit("unsigned guarded change")
     result = clone.push(f"HEAD:{GUARDED}")
-    assert result.ok and result.remote[0] == WARNING, result
+    assert result.ok and unwrap(result.remote)[0] == WARNING, result
     assert server.ref(GUARDED) == first
     assert last_record(server, GUARDED, "warn")["mode"] == "audit"
 
@@ -567,7 +570,7 @@ def test_a_delete_that_claims_an_existing_branch_does_not_exist_is_judged_as_its
     base = seeded(server, clone, people)
     code, lines, out = run_hook(server, f"{ZERO} {ZERO} {MAIN}\n".encode(), env={"STEPUP_PUSHER": "alice"})
     assert (code, out) == (1, "")
-    assert lines[:2] == [REJECTED, f'{MAIN}: rule "main-no-rewrite" failed for the delete of {MAIN}']
+    assert unwrap(lines)[:2] == [REJECTED, f'{MAIN}: rule "main-no-rewrite" failed for the delete of {MAIN}']
     record = server.audit_records()[-1]
     assert (record["ref"], record["old"], record["new"], record["action"], record["decision"]) == (
         MAIN, base, ZERO, "delete", "reject")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support import run
 from support.keys import People, signed_policy
+from support.lines import unwrap
 from support.repos import Clone, Server
 
 from stepup_git import audit
@@ -184,4 +185,8 @@ def test_an_update_that_cannot_be_judged_is_recorded_as_an_error(
     assert proc.stderr.splitlines()[1].startswith("refs/heads/main: cannot be judged: ")
     error = server.audit_records()[-1]
     assert (error["new"], error["decision"], error["mode"]) == (missing, "error", "enforce")
-    assert proc.stderr.splitlines()[1] == f"refs/heads/main: cannot be judged: {error['error']}"
+    assert unwrap(proc.stderr.splitlines())[1] == f"refs/heads/main: cannot be judged: {error['error']}"
+    assert proc.stderr.splitlines()[1:] == [
+        "refs/heads/main: cannot be judged: object 111111111111 is not in the",
+        "    repository",
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from support.cli import stepup
 from support.keys import Key, People, key_toml
+from support.lines import unwrap
 from support.owners import second_key
 from support.repos import Clone, PushResult, Server, signing_config
 
@@ -126,7 +127,7 @@ def assert_refused(server: Server, result: PushResult, ref: str, rule_name: str,
     """The push failed, `ref` did not move, and a finding names `rule_name` for `ref`."""
     assert not result.ok, result
     assert result.remote and result.remote[0].startswith("stepup-git: push rejected: "), result
-    assert any(line.startswith(f'{ref}: rule "{rule_name}" failed') for line in result.remote), result.remote
+    assert any(line.startswith(f'{ref}: rule "{rule_name}" failed') for line in unwrap(result.remote)), result.remote
     assert server.ref(ref) == old
     record = last_record(server, ref)
     assert record["decision"] == "reject"
@@ -165,7 +166,7 @@ def test_replace_ref_does_not_make_an_unsigned_commit_signed(people: People, ser
     plant_replacement(clone, unsigned, signed)
     result = clone.push(f"{unsigned}:{MAIN}")
     assert_refused(server, result, MAIN, "main-signed", old=base)
-    assert f'{MAIN}: rule "main-signed" failed for commit {unsigned[:10]}' in result.remote
+    assert f'{MAIN}: rule "main-signed" failed for commit {unsigned[:10]}' in unwrap(result.remote)
 
 
 def test_signed_commit_is_accepted_while_a_replace_ref_exists(
@@ -295,7 +296,7 @@ def test_create_at_commit_parked_on_unguarded_branch_is_refused(
     park(clone, x, "refs/heads/wip")
     result = clone.push(f"{x}:{RELEASE}")
     assert_refused(server, result, RELEASE, "main-history-signed", old=None)
-    assert f'{RELEASE}: rule "main-history-signed" failed for commit {x[:10]}' in result.remote
+    assert f'{RELEASE}: rule "main-history-signed" failed for commit {x[:10]}' in unwrap(result.remote)
 
 
 def test_create_at_commit_parked_on_the_default_branch_is_refused(
@@ -356,7 +357,7 @@ def test_create_at_commit_pushed_after_install_is_refused(people: People, server
     park(clone, new, "refs/heads/legacy")
     result = clone.push(f"{new}:{RELEASE}")
     assert_refused(server, result, RELEASE, "main-history-signed", old=None)
-    assert f'{RELEASE}: rule "main-history-signed" failed for commit {new[:10]}' in result.remote
+    assert f'{RELEASE}: rule "main-history-signed" failed for commit {new[:10]}' in unwrap(result.remote)
     assert server.ref("refs/heads/legacy") == new != old
 
 
@@ -379,7 +380,7 @@ def test_dry_run_check_refuses_create_at_parked_commit(people: People, server: S
     park(clone, x, "refs/heads/wip")
     proc = stepup("check", "--repo", server.path, ZERO, x, RELEASE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f'{RELEASE}: rule "main-history-signed" failed for commit {x[:10]}' in proc.stdout.splitlines()
+    assert f'{RELEASE}: rule "main-history-signed" failed for commit {x[:10]}' in unwrap(proc.stdout.splitlines())
 
 
 def test_dry_run_check_allows_create_at_main_tip(people: People, server: Server, clone: Clone) -> None:
@@ -419,8 +420,10 @@ def test_two_keys_of_one_person_count_once(
     tip = clone.commit("v2", sign=people.alice)
     result = clone.push(f"{tip}:{MAIN}", signed=alice_second, pusher="alice")
     assert_refused(server, result, MAIN, "two-person", old=base)
-    found = [line for line in result.remote if line.lstrip().startswith("found:")]
-    assert len(found) == 1 and "1 of 2 signers counted" in found[0], result.remote
+    lines = unwrap(result.remote)
+    assert lines[-2] == "              signers: 1 of 2 counted (alice)", lines
+    assert lines[-3].startswith(f"              tip commit {tip[:10]}: signed by alice "), lines
+    assert lines[-3].endswith("; alice is counted once already (one person counts once, whatever keys they hold)")
 
 
 def test_tip_by_one_person_and_certificate_by_another_is_accepted(

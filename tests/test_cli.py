@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from support import run
 from support.keys import People, key_toml
+from support.lines import unwrap
 from support.repos import Clone, MakeClone, Server
 
 from stepup_git.policy import REPLACE_WARNING
@@ -105,10 +106,12 @@ def short(oid: str) -> str:
 def unsigned_finding(ref: str, oid: str) -> list[str]:
     return [
         f'{ref}: rule "main-signed" failed for commit {short(oid)}',
-        "    required: every new commit signed by a policy key of tier contributor or higher",
+        "    required: every new commit signed by a policy key of tier",
+        "              contributor or higher",
         "    found:    no signature",
-        "    fix:      sign with a policy key of tier contributor or higher (git config user.signingkey "
-        "<key id>): git commit --amend --no-edit -S, then push again",
+        "    fix:      sign with a policy key of tier contributor or higher",
+        "              (git config user.signingkey <key id>):",
+        "              git commit --amend --no-edit -S, then push again",
     ]
 
 
@@ -335,8 +338,9 @@ def test_install_mode_audit(server: Server, clone: Clone) -> None:
     result = clone.push("main")
     assert result.ok, result
     assert result.remote == [
-        "stepup-git: WARNING (audit mode): 1 of 1 update(s) fail the policy; the push is accepted now but "
-        "will be rejected once the policy is enforced",
+        "stepup-git: WARNING (audit mode): 1 of 1 update(s) fail the policy; the",
+        "            push is accepted now but will be rejected once the policy is",
+        "            enforced",
         *unsigned_finding("refs/heads/main", oid),
     ]
     assert server.ref("refs/heads/main") == oid
@@ -443,7 +447,7 @@ def test_check_signed_rule(people: People, signed_repo: Path, clone: Clone) -> N
     assert proc.returncode == 1
     assert f'refs/heads/main: rule "main-signed" failed for commit {short(m)}' in lines(proc.stdout)
     assert "  FAIL  main-signed: 1 of 2 new commit(s) not signed as required" in lines(proc.stdout)
-    found = next(line for line in lines(proc.stdout) if line.startswith("    found:"))
+    found = next(line for line in unwrap(lines(proc.stdout)) if line.startswith("    found:"))
     assert "signed by unknown key" in found or "which the policy does not list" in found, found
 
 
@@ -460,7 +464,7 @@ def test_check_json(people: People, signed_repo: Path, clone: Clone) -> None:
     assert update["findings"] == [{
         "ref": "refs/heads/main", "rule": "main-signed", "object": f"commit {short(b)}",
         "required": "every new commit signed by a policy key of tier contributor or higher",
-        "found": "no signature",
+        "found": [{"label": None, "proof": None, "text": "no signature"}],
         "fix": "sign with a policy key of tier contributor or higher (git config user.signingkey <key id>): "
                "git commit --amend --no-edit -S, then push again",
     }]
@@ -486,7 +490,7 @@ def test_check_now_changes_freshness(people: People, signed_repo: Path, clone: C
 
     proc = stepup(*args, base, tip, "refs/heads/prod")
     assert proc.returncode == 1
-    found = next(line for line in lines(proc.stdout) if line.startswith("    found:"))
+    found = next(line for line in unwrap(lines(proc.stdout)) if line.startswith("              tip commit"))
     assert re.search(r"tip commit \w{10}: signed by alice \(maintainer, key \w{16}\) \d+d( \d+h)? ago, "
                      r"older than 10m$", found), found
 
@@ -500,11 +504,11 @@ def test_check_now_changes_freshness(people: People, signed_repo: Path, clone: C
     proc = stepup(*args, "--now", "2021-01-01T00:20:00Z", base, tip, "refs/heads/prod")
     assert proc.returncode == 1
     assert f"tip commit {short(tip)}: signed by alice" in proc.stdout
-    assert "22m ago, older than 10m" in proc.stdout
+    assert "22m ago, older than 10m" in "\n".join(unwrap(lines(proc.stdout)))
 
     proc = stepup(*args, "--now", "2020-12-31T23:50:00+00:00", base, tip, "refs/heads/prod")
     assert proc.returncode == 1
-    assert "8m in the future, beyond the clock skew" in proc.stdout
+    assert "8m in the future, beyond the clock skew" in "\n".join(unwrap(lines(proc.stdout)))
 
 
 def test_check_pusher_binds_the_proof(people: People, signed_repo: Path, clone: Clone) -> None:
@@ -513,18 +517,19 @@ def test_check_pusher_binds_the_proof(people: People, signed_repo: Path, clone: 
     args: list[Arg] = ["check", "--repo", clone.path, "--policy", signed_repo, "--now", "2021-01-01T00:00:00Z"]
 
     assert stepup(*args, "--pusher", "alice", base, tip, "refs/heads/prod").returncode == 0
-    for pusher, why in ((["--pusher", "bob"], "the proof is alice's but the pusher is bob"),
-                        ([], "the pusher is unknown, so alice's proof cannot be bound to the pusher")):
+    for pusher, why in ((["--pusher", "bob"], "bob, but the proof is alice's"),
+                        ([], "unknown, so alice's proof cannot be bound to the pusher")):
         proc = stepup(*args, *pusher, base, tip, "refs/heads/prod")
         assert proc.returncode == 1
-        out = lines(proc.stdout)
+        out = unwrap(lines(proc.stdout))
         assert out[:2] == [WOULD_REJECT_ONE, f'refs/heads/prod: rule "prod-step-up" failed for commit {short(tip)}']
         assert out[2] == ("    required: a fresh proof of tier maintainer or higher owned by the pusher: a signed "
                           "push certificate for this update (git push --signed) or a signature on the pushed "
                           "tip made within the last 10m (update of refs/heads/prod)")
-        assert out[3].startswith("    found:    no signed push certificate (the push was not made with git "
-                                 "push --signed); tip commit ")
-        assert out[3].endswith(f"2m ago; {why}")
+        assert out[3] == "    found:    push certificate: none (the push was not made with git push --signed)"
+        assert re.fullmatch(rf"              tip commit {short(tip)}: signed by alice \(maintainer, key \w{{16}}\) "
+                            "2m ago", out[4]), out[4]
+        assert out[5] == f"              pusher: {why}"
 
 
 CERT_DUMP_HOOK = """#!/bin/sh
@@ -556,25 +561,26 @@ def test_check_with_a_push_certificate_file(people: People, server: Server, clon
 
     proc = stepup(*args, "--pusher", "alice", ZERO, oid, "refs/heads/other")
     assert proc.returncode == 1
-    assert (f"    found:    push certificate signed by alice (maintainer, key {people.alice.fingerprint[-16:]}) "
-            f"does not list this update ({ZERO} {oid} refs/heads/other)") in lines(proc.stdout)
+    assert (f"    found:    push certificate: signed by alice (maintainer, key {people.alice.fingerprint[-16:]}) "
+            f"does not list this update ({ZERO} {oid} refs/heads/other)") in unwrap(lines(proc.stdout))
 
     proc = stepup(*args, "--pusher", "bob", ZERO, oid, "refs/heads/main")
     assert proc.returncode == 1
-    assert "the proof is alice's but the pusher is bob" in proc.stdout
+    assert "              pusher: bob, but the proof is alice's" in lines(proc.stdout)
 
     forged = server.root / "forged.txt"
     forged.write_text(cert.read_text().replace(f"{oid} refs/heads/main", f"{oid} refs/heads/prod"))
     proc = stepup("check", "--repo", server.path, "--policy", policy, "--push-cert", forged,
                   "--pusher", "alice", ZERO, oid, "refs/heads/prod")
     assert proc.returncode == 1
-    assert "    found:    push certificate bad signature (the signed content was changed)" in lines(proc.stdout)
+    assert "    found:    push certificate: bad signature (the signed content was changed)" in unwrap(
+        lines(proc.stdout))
 
     proc = stepup("check", "--repo", server.path, "--policy", policy, "--pusher", "alice", ZERO, oid,
                   "refs/heads/main")
     assert proc.returncode == 1
-    assert ("    found:    no signed push certificate (the push was not made with git push --signed)"
-            in lines(proc.stdout))
+    assert ("    found:    push certificate: none (the push was not made with git push --signed)"
+            in unwrap(lines(proc.stdout)))
     assert "nonce and replay" not in proc.stdout
 
 
@@ -717,7 +723,7 @@ def test_verify_uses_the_installed_policy(people: People, signed_repo: Path, ser
     (server.path / "stepup" / "baseline").unlink()
     proc = stepup("verify", "--repo", server.path, "--range", f"{a}..{c}")
     assert proc.returncode == 1
-    assert lines(proc.stdout)[:5] == [WOULD_REJECT_ONE, *unsigned_finding("refs/heads/main", c)]
+    assert lines(proc.stdout)[:8] == [WOULD_REJECT_ONE, *unsigned_finding("refs/heads/main", c)]
 
 
 def test_verify_defaults_to_heads_branch(people: People, signed_repo: Path, clone: Clone) -> None:

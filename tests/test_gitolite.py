@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 from support import run
 from support.keys import Key, People, key_toml
+from support.lines import unwrap
 from support.repos import PushResult, remote_lines, signing_config
 from support.servers import HOST, find_program, free_port, make_ssh_key, unavailable
 
@@ -318,14 +319,16 @@ def test_someone_elses_certificate_does_not_bind_to_the_gitolite_user(people: Pe
     forged = _push(gitolite, work, "bob", ref, signed=people.alice, ssh_options=("-o", "SendEnv=STEPUP_PUSHER"),
                    env={"STEPUP_PUSHER": "alice"})
     assert not forged.ok
-    assert forged.remote == [
+    assert unwrap(forged.remote) == [
         REJECTED,
         f'{ref}: rule "{RULE}" failed for commit {tip[:10]}',
         "    required: a fresh proof of tier maintainer or higher owned by the pusher: a signed push certificate "
         "for this update (git push --signed) or a signature on the pushed tip made within the last 15m "
         f"(create of {ref} changes {MIGRATION} (db/migrations/**))",
-        f"    found:    push certificate signed by alice (maintainer, key {people.alice.fingerprint[-16:]}), "
-        f"nonce OK; tip commit {tip[:10]}: no signature; the proof is alice's but the pusher is bob",
+        f"    found:    push certificate: signed by alice (maintainer, key {people.alice.fingerprint[-16:]}), "
+        "nonce OK",
+        f"              tip commit {tip[:10]}: no signature",
+        "              pusher: bob, but the proof is alice's",
         "    fix:      sign the push with a key of tier maintainer or higher that is yours: git config "
         "user.signingkey <key id>, then git push --signed; or re-sign the tip now: git commit --amend --no-edit "
         "-S, then push",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support import run
 from support.keys import People, key_toml
+from support.lines import unwrap
 from support.repos import Clone, Server
 
 from stepup_git import hook
@@ -93,12 +94,19 @@ def test_unsigned_migration_whose_name_is_not_utf8_is_refused_and_audited(
     assert not result.ok, result
     assert server.ref(MAIN) == base
     why = f"update of {MAIN} changes {ODD_SHOWN} (db/migrations/**)"
-    assert result.remote[:3] == [
+    assert unwrap(result.remote)[:3] == [
         REJECTED,
         f'{MAIN}: rule "{RULE}" failed for commit {oid[:10]}',
         "    required: a fresh proof of tier maintainer or higher: a signed push certificate for this update "
         f"(git push --signed) or a signature on the pushed tip made within the last 10m ({why})",
     ], result
+    assert result.remote[2:7] == [  # wrapped as the name is shown, with the byte escaped
+        "    required: a fresh proof of tier maintainer or higher: a signed push",
+        "              certificate for this update (git push --signed) or a",
+        "              signature on the pushed tip made within the last 10m",
+        "              (update of refs/heads/main changes",
+        "              db/migrations/0002_\\xff.sql (db/migrations/**))",
+    ]
     assert "Traceback" not in result.stderr
     (record,) = server.audit_records()
     assert (record["ref"], record["new"], record["decision"]) == (MAIN, oid, "reject")

@@ -140,7 +140,7 @@ def test_each_repository_is_judged_by_its_own_policy(people: People, tmp_path: P
     _, lib_tip, lib_push = pushes["lib"]
     assert not lib_push.ok
     assert lib_push.remote[:2] == [REJECTED, finding_head("main-signed", lib_tip)]
-    assert lib_push.remote[3] == "    found:    no signature"
+    assert lib_push.remote[4] == "    found:    no signature"  # under the required, on two lines
     assert lib.ref(MAIN) is None
 
     proven = app_clone.push("HEAD:main", signed=people.alice)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from support import run
 from support.keys import People, key_toml, signed_policy
+from support.lines import unwrap
 from support.repos import Clone, Server
 
 from stepup_git.chained import CHAINED
@@ -111,8 +112,9 @@ fresh_within = "10m"
     clone.commit("unsigned")
     result = clone.push("HEAD:main", signed=people.alice)
     assert not result.ok, "a push certificate is not a proof this rule accepts"
-    assert result.remote[4] == ("    fix:      re-sign the tip with a key of tier maintainer or higher (git config "
-                                "user.signingkey <key id>): git commit --amend --no-edit -S, then push within 10m")
+    assert unwrap(result.remote)[-1] == (
+        "    fix:      re-sign the tip with a key of tier maintainer or higher (git config user.signingkey <key id>): "
+        "git commit --amend --no-edit -S, then push within 10m")
 
 
 def test_step_up_needing_more_signers_than_proof_kinds_warns(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from contextlib import closing
 
 from support import run
 from support.keys import People, key_toml, signed_policy
+from support.lines import unwrap
 from support.repos import Clone, Server
 
 from stepup_git.evaluate import STORE_MIN
@@ -91,7 +92,7 @@ def test_a_key_that_stopped_counting_fails_though_its_verifications_are_cached(
     assert code == 1, out
     assert out[0] == "stepup-git: would be rejected: 1 of 1 update(s) fail the policy"
     assert out[1].startswith('refs/heads/main: rule "signed" failed for commit ')
-    assert "the policy stopped honouring the key after 2029-12-31" in out[3]
+    assert "the policy stopped honouring the key after 2029-12-31" in unwrap(out)[3]
     assert out[-1] == f"  FAIL  signed: {WORK} of {WORK} new commit(s) not signed as required"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from support import run, run_bytes
 from support.keys import Key, People, signed_policy
+from support.lines import unwrap
 from support.repos import Clone, MakeClone, Server
 
 from stepup_git.git import sha256_refusal, split_commit
@@ -157,6 +158,7 @@ def test_install_refuses_a_sha256_repository(tmp_path: Path, people: People) -> 
 
 
 def signed_finding(oid: str, found: str, fix: str) -> list[str]:
+    """A finding's lines as :func:`unwrap` joins them."""
     return [
         f'{MAIN}: rule "signed" failed for commit {oid[:10]}',
         "    required: every new commit signed by a policy key of tier maintainer or higher",
@@ -202,7 +204,7 @@ def test_a_sha1_signature_under_the_sha256_header_is_unsigned(
     assert raw.count(b"\ngpgsig ") == 1
     oid, remote = push_crafted(clone, raw.replace(b"\ngpgsig ", b"\ngpgsig-sha256 "))
     assert not git_verifies(clone, oid, people)
-    assert remote == [REJECTED, *signed_finding(oid, "no signature", AMEND)]
+    assert unwrap(remote) == [REJECTED, *signed_finding(oid, "no signature", AMEND)]
     assert server.ref(MAIN) is None
 
     oid, remote = push_crafted(clone, raw)

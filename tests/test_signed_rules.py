@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from support import run
 from support.keys import Gpg, Key, People, SshKey, key_toml
+from support.lines import unwrap
 from support.repos import Clone, PushResult, Server, signing_config
 
 RULE = "main-signed"
@@ -60,6 +61,7 @@ def who(key: Key, owner: str, tier: str) -> str:
 
 
 def finding(oid: str, found: str, fix: str, tier: str = "contributor") -> list[str]:
+    """A finding's lines as :func:`unwrap` joins them."""
     return [
         f'{MAIN}: rule "{RULE}" failed for commit {oid[:10]}',
         f"    required: every new commit signed by a policy key of tier {tier} or higher",
@@ -82,7 +84,7 @@ def rebase_fix(onto: str, tier: str = "contributor") -> str:
 
 def assert_rejected(server: Server, result: PushResult, lines: list[str], old: str | None) -> None:
     assert not result.ok, result
-    assert result.remote == [REJECTED, *lines]
+    assert unwrap(result.remote) == [REJECTED, *lines]
     assert server.ref(MAIN) == old
     record = server.audit_records()[-1]
     assert (record["ref"], record["decision"]) == (MAIN, "reject")
@@ -165,11 +167,12 @@ def test_signature_by_unknown_key_is_rejected(people: People, server: Server, cl
     result = clone.push("main")
     assert not result.ok, result
     assert server.ref(MAIN) is None
-    assert result.remote[:2] == [REJECTED, f'{MAIN}: rule "{RULE}" failed for commit {oid[:10]}']
-    found = result.remote[3]
+    lines = unwrap(result.remote)
+    assert lines[:2] == [REJECTED, f'{MAIN}: rule "{RULE}" failed for commit {oid[:10]}']
+    found = lines[3]
     assert found.startswith("    found:    signed by unknown key ")
     assert people.mallory.fingerprint[-16:] in found
-    assert result.remote[4] == f"    fix:      {tip_fix()}"
+    assert lines[4] == f"    fix:      {tip_fix()}"
 
 
 def test_key_in_keyring_folder_but_not_in_policy_is_rejected(
@@ -257,6 +260,18 @@ def test_unsigned_commit_in_the_middle_is_named(
     assert server.audit_records()[-1]["rules"][0]["reason"] == (
         "1 of 3 new commit(s) not signed as required"
     )
+    # the rebase command is copied whole: it stands on its own line, longer than the others
+    assert result.remote == [
+        REJECTED,
+        f'{MAIN}: rule "{RULE}" failed for commit {middle[:10]}',
+        "    required: every new commit signed by a policy key of tier",
+        "              contributor or higher",
+        "    found:    no signature",
+        "    fix:      sign with a policy key of tier contributor or higher",
+        "              (git config user.signingkey <key id>):",
+        f"              git rebase --rebase-merges --exec 'git commit --amend --no-edit -S' {base[:10]},",
+        "              then push again",
+    ]
 
 
 def test_unsigned_commit_under_signed_merge_is_rejected(

@@ -17,6 +17,7 @@ import pytest
 from support import ago, run
 from support.cli import stepup
 from support.keys import People, key_toml
+from support.lines import unwrap
 from support.repos import Clone, PushResult, Server
 from support.sshca import Authority, CertifiedKey, make_authority
 
@@ -26,7 +27,7 @@ MIGRATION = "db/migrations/0001.sql"
 WHY = f"update of {MAIN} changes {MIGRATION} (db/migrations/**)"
 REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
-NO_CERT = "no signed push certificate (the push was not made with git push --signed)"
+NO_CERT = "push certificate: none (the push was not made with git push --signed)"
 AGE = r"\d+[smhd](?: \d+[hm])?"
 CA = "corp-ssh-ca"
 
@@ -73,19 +74,25 @@ def add_migration(clone: Clone, sign: CertifiedKey | None = None, at: Any = None
     return clone.commit("add users table", sign=sign, at=at)
 
 
-def found_line(result: PushResult) -> str:
-    """The `found:` text of a push refused for one rule on the tip commit."""
+def found_parts(result: PushResult) -> list[str]:
+    """The `found:` parts of a push refused for one rule on the tip commit, a line each as
+    :func:`unwrap` joins them (the wrapping depends on ages and paths)."""
     assert not result.ok, result
-    assert result.remote[0] == REJECTED, result
-    assert result.remote[1].startswith(f'{MAIN}: rule "{RULE}" failed for commit '), result
-    assert result.remote[3].startswith("    found:    "), result
-    return result.remote[3].removeprefix("    found:    ")
+    lines = unwrap(result.remote)
+    assert lines[0] == REJECTED, result
+    assert lines[1].startswith(f'{MAIN}: rule "{RULE}" failed for commit '), result
+    assert lines[3].startswith("    found:    "), result
+    assert lines[-1].startswith("    fix:      "), result
+    assert all(line.startswith(" " * 14) for line in lines[4:-1]), result
+    return [line[14:] for line in lines[3:-1]]
 
 
-def assert_refused(server: Server, result: PushResult, base: str, found: str) -> None:
-    """Refused, the server's main unmoved, and the `found:` line matching ``found`` ({AGE}: any age)."""
-    text = found_line(result)
-    assert re.fullmatch(re.escape(found).replace(re.escape("{AGE}"), AGE), text), text
+def assert_refused(server: Server, result: PushResult, base: str, found: list[str]) -> None:
+    """Refused, the server's main unmoved, and the `found:` parts matching ``found`` ({AGE}: any age)."""
+    parts = found_parts(result)
+    assert len(parts) == len(found), parts
+    for text, want in zip(parts, found, strict=True):
+        assert re.fullmatch(re.escape(want).replace(re.escape("{AGE}"), AGE), text), text
     assert server.ref(MAIN) == base
     assert server.audit_records()[-1]["decision"] == "reject"
 
@@ -154,9 +161,9 @@ def test_a_push_certificate_signed_with_an_old_login_is_no_step_up(
     result = clone.push("main", signed=cert, pusher="alice")
     oid = clone.rev()
     assert_refused(server, result, base,
-                   f"push certificate signed by alice (maintainer, {cert_text(cert)}), but the certificate "
-                   f"became valid {{AGE}} ago, longer ago than 10m (not fresh: no recent login); get a fresh "
-                   f"certificate from {CA} for principal alice; tip commit {oid[:10]}: no signature")
+                   [f"push certificate: signed by alice (maintainer, {cert_text(cert)}), but the certificate "
+                    f"became valid {{AGE}} ago, longer ago than 10m (not fresh: no recent login); get a fresh "
+                    f"certificate from {CA} for principal alice", f"tip commit {oid[:10]}: no signature"])
 
 
 # --- refused: what makes a certificate no proof ----------------------------------------------------
@@ -168,9 +175,9 @@ def test_a_certificate_valid_for_a_week_is_refused(
     cert = ca.certify(keys_dir, validity="-1m:+1w")
     oid = add_migration(clone, sign=cert)
     assert_refused(server, clone.push("main", pusher="alice"), base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed with {cert_text(cert)}, valid for 7d, longer than "
+                   [NO_CERT, f"tip commit {oid[:10]}: signed with {cert_text(cert)}, valid for 7d, longer than "
                    f"{CA}'s max_validity of 1h (valid too long: no short-lived proof); get a certificate valid "
-                   f"for at most 1h from {CA} for principal alice")
+                   f"for at most 1h from {CA} for principal alice"])
 
 
 def test_a_certificate_issued_two_hours_ago_and_still_valid_is_not_fresh(
@@ -179,9 +186,9 @@ def test_a_certificate_issued_two_hours_ago_and_still_valid_is_not_fresh(
     cert = ca.certify(keys_dir, validity="-2h:+30m")
     oid = add_migration(clone, sign=cert)
     assert_refused(server, clone.push("main", pusher="alice"), base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed by alice (maintainer, {cert_text(cert)}), but the "
+                   [NO_CERT, f"tip commit {oid[:10]}: signed by alice (maintainer, {cert_text(cert)}), but the "
                    f"certificate became valid 2h ago, longer ago than 10m (not fresh: no recent login); get a "
-                   f"fresh certificate from {CA} for principal alice")
+                   f"fresh certificate from {CA} for principal alice"])
 
 
 @pytest.mark.parametrize("committed", ["now", "inside the window"])
@@ -201,8 +208,8 @@ def test_an_expired_certificate_is_refused_whatever_the_commit_date(
         assert check.returncode == 0, check.stderr
     _, before = cert.window()
     assert_refused(server, clone.push("main", pusher="alice"), base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed with {cert_text(cert)}, which expired {{AGE}} ago "
-                   f"(at {before}); get a fresh certificate from {CA} for principal alice")
+                   [NO_CERT, f"tip commit {oid[:10]}: signed with {cert_text(cert)}, which expired {{AGE}} ago "
+                   f"(at {before}); get a fresh certificate from {CA} for principal alice"])
 
 
 def test_a_certificate_from_an_unknown_ca_is_refused(
@@ -212,8 +219,8 @@ def test_a_certificate_from_an_unknown_ca_is_refused(
     cert = rogue.certify(keys_dir)
     oid = add_migration(clone, sign=cert)
     assert_refused(server, clone.push("main", pusher="alice"), base,
-                   f'{NO_CERT}; tip commit {oid[:10]}: signed with SSH certificate "alice@idp" (serial 7) from an '
-                   f"unknown CA {rogue.fingerprint}, which is no policy authority; get a certificate from {CA}")
+                   [NO_CERT, f'tip commit {oid[:10]}: signed with SSH certificate "alice@idp" (serial 7) from an '
+                    f"unknown CA {rogue.fingerprint}, which is no policy authority; get a certificate from {CA}"])
 
 
 def test_a_host_certificate_is_refused(server: Server, clone: Clone, ca: Authority, keys_dir: Path) -> None:
@@ -221,8 +228,8 @@ def test_a_host_certificate_is_refused(server: Server, clone: Clone, ca: Authori
     cert = ca.certify(keys_dir, host=True)
     oid = add_migration(clone, sign=cert)
     assert_refused(server, clone.push("main", pusher="alice"), base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed with {cert_text(cert)}, a host certificate, not a "
-                   f"user certificate; get a user certificate from {CA} for principal alice")
+                   [NO_CERT, f"tip commit {oid[:10]}: signed with {cert_text(cert)}, a host certificate, not a "
+                   f"user certificate; get a user certificate from {CA} for principal alice"])
 
 
 @pytest.mark.parametrize("pusher", ["alice", "bob"])
@@ -238,10 +245,10 @@ def test_bind_pusher_compares_the_principal_with_the_pusher(
         assert (proof["owner"], proof["principal"]) == ("bob", "bob")
         return
     assert_refused(server, result, base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed by bob (maintainer, {cert_text(cert, 'bob@idp')}), "
-                   f"certificate valid since {{AGE}} ago; the proof is bob's but the pusher is alice (bob is the "
-                   f'principal of SSH certificate "bob@idp" from {CA}); get a fresh certificate from {CA} for '
-                   "principal alice")
+                   [NO_CERT, f"tip commit {oid[:10]}: signed by bob (maintainer, {cert_text(cert, 'bob@idp')}), "
+                   "certificate valid since {AGE} ago",
+                   f'pusher: alice, but the proof is bob\'s (bob is the principal of SSH certificate "bob@idp" '
+                   f"from {CA}); get a fresh certificate from {CA} for principal alice"])
 
 
 @pytest.mark.parametrize("pusher", ["alice", "carol"])
@@ -256,9 +263,9 @@ def test_a_certificate_naming_several_principals_counts_for_the_pusher_among_the
         assert (proof["owner"], proof["principal"]) == ("alice", "alice")
         return
     assert_refused(server, result, base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed with {cert_text(cert, 'team@idp')}, which names the "
+                   [NO_CERT, f"tip commit {oid[:10]}: signed with {cert_text(cert, 'team@idp')}, which names the "
                    f"principals alice, bob and the pusher carol is not among them; get a certificate from {CA} "
-                   "for principal carol naming one principal")
+                   "for principal carol naming one principal"])
 
 
 @pytest.mark.parametrize("serial", [7, 8])
@@ -276,8 +283,8 @@ def test_a_certificate_revoked_in_the_krl_is_refused(
         assert proof["serial"] == 8
         return
     assert_refused(server, result, base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed with {cert_text(cert)}, but the certificate or its "
-                   f"key is revoked (in the KRL {krl}); get a new certificate from {CA} for principal alice")
+                   [NO_CERT, f"tip commit {oid[:10]}: signed with {cert_text(cert)}, but the certificate or its "
+                   f"key is revoked (in the KRL {krl}); get a new certificate from {CA} for principal alice"])
 
 
 def test_a_certified_key_listed_in_a_file_of_revoked_keys_is_refused(
@@ -288,8 +295,8 @@ def test_a_certified_key_listed_in_a_file_of_revoked_keys_is_refused(
     base = protect(server, clone, policy(ca, settings='ssh_revoked = "revoked-keys"'))
     oid = add_migration(clone, sign=cert)
     assert_refused(server, clone.push("main", pusher="alice"), base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed with {cert_text(cert)}, but its key is revoked "
-                   f"(listed in {revoked}); get a new certificate from {CA} for principal alice")
+                   [NO_CERT, f"tip commit {oid[:10]}: signed with {cert_text(cert)}, but its key is revoked "
+                   f"(listed in {revoked}); get a new certificate from {CA} for principal alice"])
 
 
 # --- tiers and people --------------------------------------------------------------------------------
@@ -309,9 +316,9 @@ def test_a_keys_entry_gives_one_persons_certificates_another_tier(
         assert (proof["owner"], proof["tier"]) == ("rel", "release")
         return
     assert_refused(server, result, base,
-                   f"{NO_CERT}; tip commit {oid[:10]}: signed by alice (maintainer, "
-                   f"{cert_text(cert, 'alice@idp')}), certificate valid since {{AGE}} ago; alice's key "
-                   f"{cert.key_fingerprint[:20]} is tier maintainer, below release")
+                   [NO_CERT, f"tip commit {oid[:10]}: signed by alice (maintainer, "
+                   f"{cert_text(cert, 'alice@idp')}), certificate valid since {{AGE}} ago; tier maintainer is "
+                   "below release"])
 
 
 @pytest.mark.parametrize("openpgp_owner", ["bob", "alice"])
@@ -330,9 +337,10 @@ def test_two_people_one_with_a_certificate_one_with_an_openpgp_key(
         assert [(p["kind"], p.get("via"), p["owner"]) for p in proofs] == [
             ("ssh-certificate", "push-certificate", "alice"), ("tip-signature", None, "bob")]
         return
-    text = found_line(result)
-    assert text.startswith("1 of 2 signers counted; push certificate signed by alice (maintainer, "), text
-    assert text.endswith("; alice already counted once (one person counts once, whatever keys they hold)"), text
+    cert_part, tip_part, count = found_parts(result)
+    assert cert_part.startswith("push certificate: signed by alice (maintainer, "), cert_part
+    assert tip_part.endswith("; alice is counted once already (one person counts once, whatever keys they hold)")
+    assert count == "signers: 1 of 2 counted (alice)"
     assert server.ref(MAIN) == base
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from support import run
 from support.keys import Key, People, key_toml
+from support.lines import unwrap
 from support.replay import RecordingProxy, parse_report, replay
 from support.repos import Clone, PushResult, Server
 from support.servers import HttpServer, ServerUnavailable, http_server, unavailable
@@ -44,7 +45,7 @@ ACCEPTED_NO_RULE = "stepup-git: push accepted (1 update(s), 0 rule check(s) pass
 REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
 PASSWORDS = {"alice": "alice pw", "bob": "bob pw"}
 NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}
-REPLAYED = r"push certificate {blob} was already used at \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(a replayed certificate\)"
+REPLAYED = r"push certificate: {blob} was already used at \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d \(a replayed certificate\)"
 
 
 def policy_text(people: People, state: str | None, *, timeout: str = "2m") -> str:
@@ -202,9 +203,10 @@ def test_a_certificate_used_on_one_replica_is_refused_on_another(project: Projec
     # path, inside the slop); only the shared replay store knows it was used on a.
     report = parse_report(replay(at(b, captured))[1])
     assert report["ng"] == {MAIN: "pre-receive hook declined"} and report["ok"] == []
-    assert report["remote"][:2] == [REJECTED, f'{MAIN}: rule "{RULE}" failed for commit {tip[:10]}']
-    assert re.fullmatch("    found:    " + REPLAYED.format(blob=blob[:10]) + f"; tip commit {tip[:10]}: "
-                        "no signature", report["remote"][3]), report["remote"][3]
+    lines = unwrap(report["remote"])
+    assert lines[:2] == [REJECTED, f'{MAIN}: rule "{RULE}" failed for commit {tip[:10]}']
+    assert re.fullmatch("    found:    " + REPLAYED.format(blob=blob[:10]), lines[3]), lines
+    assert lines[4] == f"              tip commit {tip[:10]}: no signature"
     assert b.ref() == project.seed
     second = project.chain()[1]
     assert (second["decision"], second["push_cert"], second["push_cert_nonce_status"]) == ("reject", blob, "OK")
@@ -380,8 +382,9 @@ def test_state_migrate_moves_the_log_and_the_replay_store(
                env={"GIT_DIR": str(server.path), "GIT_PUSH_CERT": blob, "GIT_PUSH_CERT_NONCE": nonce.group(1),
                     "GIT_PUSH_CERT_NONCE_STATUS": "OK"}, check=False)
     assert hook.returncode == 1
-    assert re.fullmatch("    found:    " + REPLAYED.format(blob=blob[:10]) + f"; tip commit {tip[:10]}: "
-                        "no signature", hook.stderr.splitlines()[3]), hook.stderr
+    lines = unwrap(hook.stderr.splitlines())
+    assert re.fullmatch("    found:    " + REPLAYED.format(blob=blob[:10]), lines[3]), hook.stderr
+    assert lines[4] == f"              tip commit {tip[:10]}: no signature"
 
     # Pushes now go to the database; the local log is left as it was.
     clone.write("notes.txt", "n\n")

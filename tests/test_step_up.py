@@ -11,6 +11,7 @@ from typing import Any
 
 from support import run
 from support.keys import Key, People, SshKey, key_toml
+from support.lines import unwrap
 from support.repos import Clone, PushResult, Server, signing_config
 
 RULE = "migrations-step-up"
@@ -19,7 +20,7 @@ PATTERNS = "(db/migrations/**, infra/**)"
 MIGRATION = "db/migrations/0001.sql"
 STALE = "2021-06-01T12:00:00Z"
 REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
-NO_CERT = "no signed push certificate (the push was not made with git push --signed)"
+NO_CERT = "push certificate: none (the push was not made with git push --signed)"
 FIX = (
     "sign the push with a key of tier maintainer or higher: git config user.signingkey <key id>, "
     "then git push --signed; or re-sign the tip now: git commit --amend --no-edit -S, then push"
@@ -107,18 +108,26 @@ def assert_rejected(
     old: str | None,
     oid: str,
     required_text: str,
-    found: str,
+    found: list[str],
     fix: str = FIX,
 ) -> dict[str, Any]:
-    """The push failed with one finding for the tip commit; `found` is a `pattern()` text."""
+    """The push failed with one finding for the tip commit; `found` has a `pattern()` text per part
+    ("label: text"), each on a line of its own. The lines fit 80 columns after `remote: `; how they wrap
+    depends on lengths that vary (ages), so they are compared joined again (see test_render.py and
+    `test_fresh_signature_below_an_unsigned_tip_proves_nothing` for the exact wrapped lines)."""
     assert not result.ok, result
-    assert result.remote[:3] == [
+    lines = unwrap(result.remote)
+    assert lines[:3] == [
         REJECTED,
         f'{ref}: rule "{RULE}" failed for commit {oid[:10]}',
         f"    required: {required_text}",
     ], result
-    assert re.fullmatch(pattern(f"    found:    {found}"), result.remote[3]), result.remote[3]
-    assert result.remote[4:] == [f"    fix:      {fix}"]
+    assert len(lines) == 4 + len(found), lines
+    for i, part in enumerate(found):
+        line = lines[3 + i]
+        assert re.fullmatch(pattern(("    found:    " if i == 0 else " " * 14) + part), line), line
+    assert lines[-1] == f"    fix:      {fix}"
+    assert all(len(line) <= 72 for line in result.remote[1:]), result.remote
     assert server.ref(ref) == old
     record = server.audit_records()[-1]
     assert (record["ref"], record["new"], record["decision"]) == (ref, oid, "reject")
@@ -168,17 +177,17 @@ def test_stale_tip_signature_is_rejected(people: People, server: Server, clone: 
     base = seeded(server, clone, people)
     oid = add_migration(clone, sign=people.alice, at=STALE)
     result = clone.push("main")
-    found = f"{NO_CERT}; tip commit {oid[:10]}: {who(people.alice, 'alice', 'maintainer')} {{AGE}} ago, "
+    found = f"tip commit {oid[:10]}: {who(people.alice, 'alice', 'maintainer')} {{AGE}} ago, "
     rule = assert_rejected(
         server,
         result,
         old=base,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=found + "older than 10m",
+        found=[NO_CERT, found + "older than 10m"],
     )
-    assert "git push --signed" in result.remote[4]
-    assert "git commit --amend --no-edit -S" in result.remote[4]
+    assert "git push --signed" in unwrap(result.remote)[-1]
+    assert "git commit --amend --no-edit -S" in unwrap(result.remote)[-1]
     assert rule["reason"] == f"step-up not proven: {why(MIGRATION)}"
     assert rule["path"] == MIGRATION
     assert rule["proofs"] == []
@@ -213,8 +222,7 @@ def test_fresh_tip_signature_below_the_tier_is_rejected(
         old=base,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: {bob} {{AGE}} ago; "
-        f"bob's key {people.bob.fingerprint[-16:]} is tier contributor, below maintainer",
+        found=[NO_CERT, f"tip commit {oid[:10]}: {bob} {{AGE}} ago; tier contributor is below maintainer"],
     )
 
 
@@ -230,8 +238,8 @@ def test_ssh_signed_tip_is_no_fresh_proof(people: People, server: Server, clone:
         old=base,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: signed by alice (maintainer, key {ssh_id[:20]}), "
-        "but SSH signatures carry no time, so they cannot prove freshness",
+        found=[NO_CERT, f"tip commit {oid[:10]}: signed by alice (maintainer, key {ssh_id[:20]}), "
+               "but SSH signatures carry no time, so they cannot prove freshness"],
         fix="an SSH signature carries no time, so the tip cannot prove freshness: sign the push instead (with "
         "gpg.format = ssh your SSH key signs it): git push --signed origin main",
     )
@@ -261,14 +269,31 @@ def test_fresh_signature_below_an_unsigned_tip_proves_nothing(
     add_migration(clone, sign=people.alice)
     clone.write("infra/main.tf", 'resource "x" "y" {}\n')
     oid = clone.commit("unsigned commit on top")
+    result = clone.push("main")
     assert_rejected(
         server,
-        clone.push("main"),
+        result,
         old=base,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+        found=[NO_CERT, f"tip commit {oid[:10]}: no signature"],
     )
+    assert result.remote == [
+        REJECTED,
+        f'{MAIN}: rule "{RULE}" failed for commit {oid[:10]}',
+        "    required: a fresh proof of tier maintainer or higher: a signed push",
+        "              certificate for this update (git push --signed) or a",
+        "              signature on the pushed tip made within the last 10m",
+        "              (update of refs/heads/main changes db/migrations/0001.sql",
+        "              (db/migrations/**, infra/**))",
+        "    found:    push certificate: none (the push was not made with",
+        "                git push --signed)",
+        f"              tip commit {oid[:10]}: no signature",
+        "    fix:      sign the push with a key of tier maintainer or higher:",
+        "              git config user.signingkey <key id>, then",
+        "              git push --signed; or re-sign the tip now:",
+        "              git commit --amend --no-edit -S, then push",
+    ]
 
 
 # --- push certificates --------------------------------------------------------------------------
@@ -288,8 +313,8 @@ def test_signed_push_by_maintainer_proves_an_unsigned_tip(
         old=base,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=f"push certificate {bob}, nonce OK; tip commit {oid[:10]}: no signature; "
-        f"bob's key {people.bob.fingerprint[-16:]} is tier contributor, below maintainer",
+        found=[f"push certificate: {bob}, nonce OK; tier contributor is below maintainer",
+               f"tip commit {oid[:10]}: no signature"],
     )
     record = assert_accepted(server, clone.push("main", signed=people.alice), oid)
     assert record["push_cert_nonce_status"] == "OK"
@@ -347,7 +372,7 @@ def test_rename_out_of_the_guarded_folder_is_rejected(
         old=before,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+        found=[NO_CERT, f"tip commit {oid[:10]}: no signature"],
     )
 
 
@@ -364,7 +389,7 @@ def test_deletion_inside_the_guarded_folder_is_rejected(
         old=before,
         oid=oid,
         required_text=required(why(MIGRATION)),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+        found=[NO_CERT, f"tip commit {oid[:10]}: no signature"],
     )
 
 
@@ -384,7 +409,7 @@ def test_guarded_change_reverted_within_the_push_still_counts(
         old=base,
         oid=oid,
         required_text=required(why("infra/main.tf")),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+        found=[NO_CERT, f"tip commit {oid[:10]}: no signature"],
     )
 
 
@@ -412,7 +437,7 @@ def test_merge_bringing_a_guarded_change_from_an_unprotected_branch(
         old=base,
         oid=merge,
         required_text=required(why("infra/main.tf")),
-        found=f"{NO_CERT}; tip commit {merge[:10]}: no signature",
+        found=[NO_CERT, f"tip commit {merge[:10]}: no signature"],
     )
 
     clone.git("reset", "-q", "--hard", "HEAD~1")
@@ -458,8 +483,8 @@ def test_creating_a_branch_at_the_default_branch_tip_is_judged_when_the_rule_doe
         old=None,
         oid=stale,
         required_text=required(why(MIGRATION, "create", release)),
-        found=f"{NO_CERT}; tip commit {stale[:10]}: {who(people.alice, 'alice', 'maintainer')} "
-        "{AGE} ago, older than 10m",
+        found=[NO_CERT, f"tip commit {stale[:10]}: {who(people.alice, 'alice', 'maintainer')} "
+               "{AGE} ago, older than 10m"],
     )
 
 
@@ -481,8 +506,8 @@ def test_creating_a_branch_with_changes_unknown_to_the_default_branch(
         old=None,
         oid=stale,
         required_text=required(why(MIGRATION, "create", release)),
-        found=f"{NO_CERT}; tip commit {stale[:10]}: {who(people.alice, 'alice', 'maintainer')} "
-        "{AGE} ago, older than 10m",
+        found=[NO_CERT, f"tip commit {stale[:10]}: {who(people.alice, 'alice', 'maintainer')} "
+               "{AGE} ago, older than 10m"],
     )
     record = assert_accepted(server, clone.push(f"main:{release}", signed=people.alice), stale,
                              ref=release)
@@ -506,7 +531,7 @@ def test_first_branch_of_an_empty_repository_counts_every_path(
         old=None,
         oid=oid,
         required_text=required(why(MIGRATION, "create")),
-        found=f"{NO_CERT}; tip commit {oid[:10]}: no signature",
+        found=[NO_CERT, f"tip commit {oid[:10]}: no signature"],
     )
     assert server.git("for-each-ref") == ""
 
@@ -529,9 +554,10 @@ def test_two_person_rule(people: People, server: Server, clone: Clone) -> None:
         old=base,
         oid=by_alice,
         required_text=required(why(MIGRATION), signers=2),
-        found=f"1 of 2 signers counted; push certificate {alice}, nonce OK; tip commit "
-        f"{by_alice[:10]}: {alice} {{AGE}} ago; alice already counted once (one person counts once, "
-        "whatever keys they hold)",
+        found=[f"push certificate: {alice}, nonce OK",
+               f"tip commit {by_alice[:10]}: {alice} {{AGE}} ago; alice is counted once already (one person "
+               "counts once, whatever keys they hold)",
+               "signers: 1 of 2 counted (alice)"],
         fix=fix,
     )
 
@@ -544,7 +570,7 @@ def test_two_person_rule(people: People, server: Server, clone: Clone) -> None:
         old=base,
         oid=by_carol,
         required_text=required(why(MIGRATION), signers=2),
-        found=f"1 of 2 signers counted; {NO_CERT}; tip commit {by_carol[:10]}: {carol} {{AGE}} ago",
+        found=[NO_CERT, f"tip commit {by_carol[:10]}: {carol} {{AGE}} ago", "signers: 1 of 2 counted (carol)"],
         fix=fix,
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from support import ago
 from support.keys import Key, People, key_toml
+from support.lines import unwrap
 from support.repos import Clone, PushResult, Server, signing_config
 
 RULE = "release-tags"
@@ -45,6 +46,7 @@ def sign_fix(name: str, target: str) -> str:
 
 
 def finding(name: str, label: str, found: str, fix: str, required: str = REQUIRED) -> list[str]:
+    """A finding's lines as :func:`unwrap` joins them."""
     return [
         f'refs/tags/{name}: rule "{RULE}" failed for {label}',
         f"    required: {required}",
@@ -61,7 +63,8 @@ def assert_rejected(
     server: Server, result: PushResult, ref: str, lines: list[str], old: str | None = None
 ) -> None:
     assert not result.ok, result
-    assert result.remote == [REJECTED, *lines]
+    assert unwrap(result.remote) == [REJECTED, *lines]
+    assert all(len(line) <= 72 for line in result.remote[1:]), result.remote
     assert server.ref(ref) == old
     record = server.audit_records()[-1]
     assert (record["ref"], record["decision"]) == (ref, "reject")
@@ -105,7 +108,7 @@ def test_the_fix_for_a_lightweight_tag_works_when_followed(people: People, serve
     clone.tag("v1.0", message=None)
     result = clone.push("refs/tags/v1.0")
     assert not result.ok
-    fix = result.remote[-1].removeprefix("    fix:      ")
+    fix = unwrap(result.remote)[-1].removeprefix("    fix:      ")
     tag_command, push_command = fix.split(" (with a key of tier release or higher), then ")
     assert tag_command == f"git tag -s -f v1.0 {commit[:10]}"
     clone.git(*signing_config(people.carol), *tag_command.split()[1:], "-u", people.carol.fingerprint, "-m", "v1.0")
@@ -135,6 +138,16 @@ def test_tag_signed_below_release_tier_is_rejected(
     found = f"{who(people.alice, 'alice', 'maintainer')}: tier maintainer is below release"
     lines = finding("v1.0", tag_label("v1.0", oid), found, sign_fix("v1.0", commit))
     assert_rejected(server, result, "refs/tags/v1.0", lines)
+    assert result.remote == [
+        REJECTED,
+        f'refs/tags/v1.0: rule "{RULE}" failed for {tag_label("v1.0", oid)}',
+        "    required: an annotated tag signed by a policy key of tier release or",
+        "              higher",
+        f"    found:    signed by alice (maintainer, key {people.alice.fingerprint[-16:]}): tier",
+        "              maintainer is below release",
+        f"    fix:      git tag -s -f v1.0 {commit[:10]} (with a key of tier release",
+        "              or higher), then git push origin refs/tags/v1.0",
+    ]
 
 
 def test_tag_signed_by_unknown_key_is_rejected(
@@ -147,14 +160,15 @@ def test_tag_signed_by_unknown_key_is_rejected(
     result = clone.push("refs/tags/v1.0")
     assert not result.ok, result
     assert server.ref("refs/tags/v1.0") is None
-    assert result.remote[:3] == [
+    lines = unwrap(result.remote)
+    assert lines[:3] == [
         REJECTED,
         f'refs/tags/v1.0: rule "{RULE}" failed for {tag_label("v1.0", oid)}',
         f"    required: {REQUIRED}",
     ]
-    assert result.remote[3].startswith("    found:    signed by unknown key ")
-    assert people.mallory.fingerprint[-16:] in result.remote[3]
-    assert result.remote[4:] == [f"    fix:      {sign_fix('v1.0', commit)}"]
+    assert lines[3].startswith("    found:    signed by unknown key ")
+    assert people.mallory.fingerprint[-16:] in lines[3]
+    assert lines[4:] == [f"    fix:      {sign_fix('v1.0', commit)}"]
     assert server.audit_records()[-1]["decision"] == "reject"
 
 
@@ -168,15 +182,16 @@ def test_stale_tag_is_rejected_under_fresh_within(
     result = clone.push("refs/tags/v1.0")
     assert not result.ok, result
     assert server.ref("refs/tags/v1.0") is None
-    assert result.remote[:3] == [
+    lines = unwrap(result.remote)
+    assert lines[:3] == [
         REJECTED,
         f'refs/tags/v1.0: rule "{RULE}" failed for {tag_label("v1.0", old)}',
         f"    required: {REQUIRED}, signed within 10m",
     ]
-    found = result.remote[3]
+    found = lines[3]
     assert found.startswith(f"    found:    {who(people.carol, 'carol', 'release')} ")
     assert found.endswith(" ago, older than 10m")
-    assert result.remote[4:] == [f"    fix:      {sign_fix('v1.0', commit)}"]
+    assert lines[4:] == [f"    fix:      {sign_fix('v1.0', commit)}"]
 
     fresh = clone.tag("v1.0", sign=people.carol, force=True)
     proof = assert_accepted(server, clone.push("refs/tags/v1.0"), "refs/tags/v1.0", fresh)
@@ -195,8 +210,9 @@ def test_future_dated_tag_is_not_fresh(people: People, server: Server, clone: Cl
         REJECTED,
         f'refs/tags/v1.0: rule "{RULE}" failed for {tag_label("v1.0", oid)}',
     ]
-    assert result.remote[3].startswith(f"    found:    {who(people.carol, 'carol', 'release')}")
-    assert "future" in result.remote[3]
+    found = unwrap(result.remote)[3]
+    assert found.startswith(f"    found:    {who(people.carol, 'carol', 'release')}")
+    assert "future" in found
 
 
 def test_deleting_release_tag_is_rejected(people: People, server: Server, clone: Clone) -> None:
@@ -300,7 +316,8 @@ def test_signed_tag_republished_under_another_name_is_rejected(people: People, s
     result = clone.push("refs/tags/v0.1:refs/tags/v9.9")
     assert not result.ok, result
     assert server.ref("refs/tags/v9.9") is None
-    assert result.remote[1] == f'refs/tags/v9.9: rule "{RULE}" failed for {tag_label("v0.1", oid)}'
-    assert result.remote[3] == ("    found:    a tag object named v0.1 pushed as refs/tags/v9.9 "
-                                "(a signed tag cannot be republished under another name)")
+    lines = unwrap(result.remote)
+    assert lines[1] == f'refs/tags/v9.9: rule "{RULE}" failed for {tag_label("v0.1", oid)}'
+    assert lines[3] == ("    found:    a tag object named v0.1 pushed as refs/tags/v9.9 "
+                        "(a signed tag cannot be republished under another name)")
     assert clone.push("refs/tags/v0.1").ok, "under its own name the same tag is accepted"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stepup_git.model import BreakGlass, Finding, Proof, RuleResult, Update, Verdict
+from stepup_git.model import BreakGlass, Finding, Found, Proof, RuleResult, Update, Verdict
 from stepup_git.policy import Policy, load
 from stepup_git.signatures import Verified
 
@@ -17,7 +17,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "policies" / "example.toml"
 WHEN = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 PROOF = Proof("push-certificate", "D5DEAA84AC21D1DD5F6779E7307414120810B0A0", "alice", "maintainer", WHEN, "1a2b3c")
 FINDING = Finding("refs/heads/main", "main-history-signed", "commit 1a2b3c4d5e", "a signature by a contributor key",
-                  "unsigned", "git commit --amend --no-edit -S, then push")
+                  (Found("unsigned"),), "git commit --amend --no-edit -S, then push")
 
 
 def verdict() -> Verdict:
@@ -49,6 +49,7 @@ def test_json_forms_keep_their_keys_and_order() -> None:
                                "tier": "maintainer", "signed_at": "2026-11-24T10:00:00Z", "object": "1a2b3c"}
     assert list(PROOF.to_json()) == ["kind", "fingerprint", "owner", "tier", "signed_at", "object"]
     assert list(FINDING.to_json()) == ["ref", "rule", "object", "required", "found", "fix"]
+    assert FINDING.to_json()["found"] == [{"label": None, "proof": None, "text": "unsigned"}]
     assert list(verdict().break_glass.to_json()) == ["reason", *PROOF.to_json()]  # type: ignore[union-attr]
     verified = Verified(True, "openpgp", key_id="A" * 40, signing_key="B" * 40, created=WHEN, digest="SHA-512")
     assert verified.to_json() == {"ok": True, "kind": "openpgp", "key_id": "A" * 40, "signing_key": "B" * 40,

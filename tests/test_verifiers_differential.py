@@ -611,8 +611,11 @@ def test_hook_refuses_revoked_subkey_signature_with_unknown_one_appended(world: 
     assert result.remote == [
         "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)",
         f'refs/heads/main: rule "signed" failed for commit {oid[:10]}',
-        "    required: every new commit signed by a policy key of tier contributor or higher",
-        "    found:    the signature block holds 2 signatures; exactly one signature is accepted",
-        "    fix:      sign with a policy key of tier contributor or higher (git config user.signingkey "
-        "<key id>): git commit --amend --no-edit -S, then push again",
+        "    required: every new commit signed by a policy key of tier",
+        "              contributor or higher",
+        "    found:    the signature block holds 2 signatures; exactly one",
+        "              signature is accepted",
+        "    fix:      sign with a policy key of tier contributor or higher",
+        "              (git config user.signingkey <key id>):",
+        "              git commit --amend --no-edit -S, then push again",
     ]

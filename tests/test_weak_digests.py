@@ -12,6 +12,7 @@ from pathlib import Path
 
 from support import run
 from support.keys import Key, People, key_toml, signed_policy
+from support.lines import unwrap
 from support.repos import Clone, PushResult, Server, digest_signing_config, remote_lines
 
 from stepup_git import policy as policy_mod
@@ -67,6 +68,7 @@ def install(server: Server, people: People, text: str) -> None:
 
 
 def signed_finding(oid: str, found: str) -> list[str]:
+    """A finding's lines as :func:`unwrap` joins them."""
     return [
         f'{MAIN}: rule "signed" failed for commit {oid[:10]}',
         "    required: every new commit signed by a policy key of tier maintainer or higher",
@@ -85,7 +87,7 @@ def test_sha1_signed_tip_is_refused_and_its_sha512_twin_accepted(
     assert packet_digest(clone, sha1) == 2
     result = clone.push("HEAD:main")
     assert not result.ok
-    assert result.remote == [REJECTED, *signed_finding(sha1, weak(people.alice))]
+    assert unwrap(result.remote) == [REJECTED, *signed_finding(sha1, weak(people.alice))]
     assert server.ref(MAIN) is None
     record = server.audit_records()[-1]
     assert (record["new"], record["decision"]) == (sha1, "reject")
@@ -114,12 +116,12 @@ def test_ripemd160_and_md5_signatures_are_refused(people: People, server: Server
     install(server, people, signed_policy(people.alice))
     ripemd = commit_with(clone, people.alice, "RIPEMD160", "Signed with RIPEMD-160")
     result = clone.push("HEAD:main")
-    assert result.remote == [REJECTED, *signed_finding(ripemd, weak(people.alice, "RIPEMD-160"))]
+    assert unwrap(result.remote) == [REJECTED, *signed_finding(ripemd, weak(people.alice, "RIPEMD-160"))]
     assert server.ref(MAIN) is None
 
     md5 = commit_with(clone, people.alice, "MD5", "", amend=True)
     result = clone.push("HEAD:main")
-    assert result.remote == [
+    assert unwrap(result.remote) == [
         REJECTED,
         *signed_finding(md5, f"the signature uses the MD5 digest, which is never accepted; {RESIGN}"),
     ]
@@ -147,7 +149,7 @@ def test_allow_sha1_lets_the_sha1_signature_count(people: People, server: Server
 
     md5 = commit_with(clone, people.alice, "MD5", "Signed with MD5")
     result = clone.push("HEAD:main")
-    assert result.remote == [
+    assert unwrap(result.remote) == [
         REJECTED,
         *signed_finding(md5, f"the signature uses the MD5 digest, which is never accepted; {RESIGN}"),
     ]
@@ -177,14 +179,15 @@ def test_sha1_push_certificate_and_tip_are_refused(people: People, server: Serve
     result = push_signed_with(clone, people.alice, "SHA1", "HEAD:main")
     assert not result.ok
     assert server.ref(MAIN) == seed
-    aged = [line.replace(weak(people.alice), "WEAK") for line in result.remote]
+    aged = [line.replace(weak(people.alice), "WEAK") for line in unwrap(result.remote)]
     assert aged == [
         REJECTED,
         f'{MAIN}: rule "{STEP_UP}" failed for commit {tip[:10]}',
         "    required: a fresh proof of tier maintainer or higher: a signed push certificate for this "
         "update (git push --signed) or a signature on the pushed tip made within the last 15m "
         f"(update of {MAIN})",
-        f"    found:    push certificate WEAK; tip commit {tip[:10]}: WEAK",
+        "    found:    push certificate: WEAK",
+        f"              tip commit {tip[:10]}: WEAK",
         "    fix:      sign the push with a key of tier maintainer or higher: git config user.signingkey "
         "<key id>, then git push --signed; or re-sign the tip now: git commit --amend --no-edit -S, "
         "then push",
@@ -226,7 +229,7 @@ def test_sha1_signed_tag_is_refused(people: People, server: Server, clone: Clone
     result = clone.push("refs/tags/v1.0")
     assert not result.ok
     assert server.ref("refs/tags/v1.0") is None
-    assert result.remote[1:4] == [
+    assert unwrap(result.remote)[1:4] == [
         f'refs/tags/v1.0: rule "tags" failed for tag v1.0 ({tag[:10]})',
         "    required: an annotated tag signed by a policy key of tier maintainer or higher",
         f"    found:    {weak(people.alice)}",

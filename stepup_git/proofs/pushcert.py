@@ -123,7 +123,7 @@ class PushCertificate:
         try:
             self.cert = parse(raw)
         except ValueError as exc:
-            self.error = f"malformed push certificate {blob_id[:10]}: {exc}"
+            self.error = f"malformed ({blob_id[:10]}: {exc})"
 
     def signer(self, now: datetime, pusher: str | None = None) -> Assessment:
         if self._assessment is None:
@@ -137,53 +137,51 @@ class PushCertificate:
               pusher: str | None = None) -> tuple[Assessment | None, str]:
         # Step 1: parsed strictly.
         if self.cert is None:
-            return None, self.error or "malformed push certificate"
+            return None, self.error or "malformed"
         cert = self.cert
         # Step 2: the signature, verified against the policy keyring, not Git's GPG status.
         a = self.signer(now, pusher)
         if not a.valid:
-            return None, f"push certificate {a.found}"
+            return None, a.found
         # Step 2b: signed with an SSH certificate, it stands for a login within the window (docs/semantics.md).
         if a.certificate is not None:
             recent, text = Freshness(now, window, self.session.policy.settings.clock_skew).describe(
                 a.found, None, a.certificate)
             if not recent:
-                return None, f"push certificate {text}"
+                return None, text
         # Step 3: the nonce Git issued for this push, and how old it is.
         if self.replay is not None:
             status = self.nonce_status or "MISSING"
             # With OK, Git reports the certificate's own nonce; with SLOP it reports the one it has just
             # issued (having checked the certificate's HMAC: otherwise the status is BAD).
             if status == "OK" and self.expected_nonce and cert.nonce != self.expected_nonce:
-                return None, "push certificate nonce does not match the nonce Git reports for this push"
+                return None, "nonce does not match the nonce Git reports for this push"
             if status == "SLOP":
                 try:
                     slop = abs(int(self.nonce_slop or ""))
                 except ValueError:
-                    return None, "push certificate nonce status SLOP without a slop value"
+                    return None, "nonce status SLOP without a slop value"
                 if slop > window.total_seconds():
-                    return None, (f"push certificate nonce is {age(timedelta(seconds=slop))} old, "
-                                  f"older than {age(window)}")
+                    return None, f"nonce is {age(timedelta(seconds=slop))} old, older than {age(window)}"
             elif status != "OK":
-                return None, f"push certificate nonce status is {status} (not issued by this server for this push)"
+                return None, f"nonce status is {status} (not issued by this server for this push)"
             fresh = Freshness(now, window, self.session.policy.settings.clock_skew)
             if (stamp := nonce_stamp(cert.nonce)) is not None and fresh.problem(datetime.fromtimestamp(stamp, UTC)):
                 issued = now.timestamp() - stamp
-                return None, (f"push certificate nonce was issued {age(timedelta(seconds=issued))} ago, "
-                              f"outside {age(window)}")
+                return None, f"nonce was issued {age(timedelta(seconds=issued))} ago, outside {age(window)}"
         # Step 4: the exact update.
         if update.line not in cert.updates:
-            return None, f"push certificate {a.found} does not list this update ({update.line})"
+            return None, f"{a.found} does not list this update ({update.line})"
         # Step 5: never used before, by what it signs: a re-encoded certificate is the same certificate.
         if self.replay is not None and not self.claimed:
             first = self.replay.claim(cert.identity, self.blob_id, cert.nonce, self._keep(), now)
             if first is not None:
                 when = datetime.fromtimestamp(first).astimezone(now.tzinfo)
-                return None, (f"push certificate {self.blob_id[:10]} was already used at {when:%Y-%m-%d %H:%M:%S} "
+                return None, (f"{self.blob_id[:10]} was already used at {when:%Y-%m-%d %H:%M:%S} "
                               "(a replayed certificate)")
             self.claimed = True
         note = "" if self.replay is not None else " (nonce and replay not judged outside a push)"
-        return a, f"push certificate {a.found}, nonce {self.nonce_status or 'n/a'}{note}"
+        return a, f"{a.found}, nonce {self.nonce_status or 'n/a'}{note}"
 
     def _keep(self) -> timedelta:
         p = self.session.policy
