@@ -30,6 +30,7 @@ from .model import Update, Verdict
 from .policy import Policy
 from .proofs.predicted import PredictedCertificate, Signing, push_signing, signing_key
 from .render import render
+from .text import COLUMNS, wrap
 
 PREFIX = "stepup-git (pre-push)"
 STOPPED = f"{PREFIX}: push stopped (stepup.clientStrict); git push --no-verify skips this check"
@@ -68,14 +69,24 @@ def main(argv: list[str], stdin: str, env: Mapping[str, str], now: datetime, out
         lines, stop = _predict(updates, signing, certificate, key_unknown, policy, repo, session, argv, env, now,
                                pusher)
     except StepupError as exc:
-        print(f"{PREFIX}: cannot predict the server's verdict: {exc}", file=out)
+        _say(f"{PREFIX}: cannot predict the server's verdict: {exc}", out)
         return 1 if strict else 0
     for line in lines:
-        print(line, file=out)
+        _say(line, out)
     if not lines or not strict:
         return 0
-    print(STOPPED if stop else NOT_STOPPED, file=out)
+    _say(STOPPED if stop else NOT_STOPPED, out)
     return 1 if stop else 0
+
+
+def _say(line: str, out: TextIO) -> None:
+    """Print a line; the hook's own notes wrap as the findings do, continued under their text."""
+    if line.startswith(f"{PREFIX}: ") and len(line) > COLUMNS:
+        head = f"{PREFIX}: "
+        for part in wrap(line[len(head):], head, " " * len(head)):
+            print(part, file=out)
+    else:
+        print(line, file=out)
 
 
 def _predict(updates: list[Update], signing: Signing, certificate: PredictedCertificate | None, key_unknown: str,

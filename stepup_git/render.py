@@ -14,13 +14,11 @@ CONTINUED = " " * len("stepup-git: ")
 
 HEADINGS = {
     # style: (accepted, rejected) headings; the rest of the lines are the same for every style
-    "hook": ("stepup-git: push accepted", "stepup-git: push rejected: {n} of {total} update(s) fail the policy "
-             "(nothing was updated)"),
+    "hook": ("stepup-git: push accepted", "stepup-git: push rejected: {n} of {total} update(s) fail the policy"),
     "dry-run": ("stepup-git: would be accepted", "stepup-git: would be rejected: {n} of {total} update(s) fail the "
                 "policy"),
     "pre-push": ("stepup-git (pre-push): the server will likely accept",
-                 "stepup-git (pre-push): the server will likely reject: {n} of {total} update(s) fail the policy "
-                 "(nothing was updated)"),
+                 "stepup-git (pre-push): the server will likely reject {n} of {total} update(s)"),
 }
 
 

@@ -23,7 +23,7 @@ ZERO = "0" * 40
 MAIN = "refs/heads/main"
 PROD = "refs/heads/prod"
 GUARDED = "refs/heads/guarded"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 WARNING = (
     "stepup-git: WARNING (audit mode): 1 of 1 update(s) fail the policy; the push is accepted now "
     "but will be rejected once the policy is enforced"

@@ -181,7 +181,7 @@ def test_an_update_that_cannot_be_judged_is_recorded_as_an_error(
                env={"GIT_DIR": str(server.path)})
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0] == (
-        "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)")
+        "stepup-git: push rejected: 1 of 1 update(s) fail the policy")
     assert proc.stderr.splitlines()[1].startswith("refs/heads/main: cannot be judged: ")
     error = server.audit_records()[-1]
     assert (error["new"], error["decision"], error["mode"]) == (missing, "error", "enforce")

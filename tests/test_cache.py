@@ -25,7 +25,7 @@ KEYRING, POLICY = "a" * 64, "b" * 64
 COMMITS = 40
 """A push this size goes through the cache (smaller ones are verified directly)."""
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ROOT_FIX = [  # wrapped, the rebase command whole on its line
     "    fix:      sign with a policy key of tier contributor or higher",
     "              (git config user.signingkey <key id>):",

@@ -115,7 +115,7 @@ def unsigned_finding(ref: str, oid: str) -> list[str]:
     ]
 
 
-REJECTED_ONE = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED_ONE = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 WOULD_REJECT_ONE = "stepup-git: would be rejected: 1 of 1 update(s) fail the policy"
 
 
@@ -628,7 +628,7 @@ def test_check_and_verify_take_a_short_ref_name_as_audit_show_does(people: Peopl
     assert full.returncode == 1
     short_name = stepup(*base, a, b, "main")
     assert (short_name.returncode, short_name.stdout, short_name.stderr) == (1, full.stdout, "")
-    assert lines(short_name.stdout)[:5] == [WOULD_REJECT_ONE, *unsigned_finding("refs/heads/main", b)]
+    assert lines(short_name.stdout)[:8] == [WOULD_REJECT_ONE, *unsigned_finding("refs/heads/main", b)]
     proc = stepup("verify", "--repo", clone.path, "--policy", signed_repo, "--range", f"{a}..{b}", "--ref", "main")
     assert (proc.returncode, proc.stdout) == (1, full.stdout)
 

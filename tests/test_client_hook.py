@@ -8,6 +8,7 @@ import sys
 import pytest
 from support import run
 from support.keys import People, signed_policy
+from support.lines import unwrap
 from support.repos import Clone, Server, signing_config
 
 from stepup_git.proofs.predicted import Signing, push_signing
@@ -36,7 +37,7 @@ def test_advisory_client_hook_predicts_and_lets_the_push_go(people: People, serv
     tip = clone.commit("Unsigned")
     result = clone.push("HEAD:main")
     assert not result.ok
-    predicted = "stepup-git (pre-push): the server will likely reject: 1 of 1 update(s) fail the policy"
+    predicted = "stepup-git (pre-push): the server will likely reject 1 of 1 update(s)"
     assert any(line.startswith(predicted) for line in result.stderr.splitlines()), result
     assert f'refs/heads/main: rule "main-history-signed" failed for commit {tip[:10]}' in result.stderr
     assert result.remote[0].startswith("stepup-git: push rejected:"), "the push still reached the server"
@@ -50,7 +51,7 @@ def test_strict_client_hook_stops_the_push_before_it_leaves(people: People, serv
     clone.commit("Unsigned")
     result = clone.push("HEAD:main")
     assert not result.ok
-    assert "push stopped (stepup.clientStrict); git push --no-verify skips this check" in result.stderr
+    assert _hook_says(result.stderr)[-1] == STOPPED
     assert result.remote == [], "nothing reached the server"
     assert server.audit_records() == []
 
@@ -103,24 +104,39 @@ def _hook_lines(stderr: str) -> list[str]:
             if line.startswith(("stepup-git (pre-push)", "refs/", "    "))]
 
 
+NOTE_CONTINUED = " " * len("stepup-git (pre-push): ")
+
+
+def _said(lines: list[str]) -> list[str]:
+    """The pre-push hook's lines, each wrapped line joined back (findings, and its own notes)."""
+    joined: list[str] = []
+    for line in unwrap(lines):
+        if joined and joined[-1].startswith("stepup-git (pre-push): ") and line.startswith(NOTE_CONTINUED):
+            joined[-1] += " " + line.strip()
+        else:
+            joined.append(line)
+    return joined
+
+
 def _hook_says(stderr: str) -> list[str]:
-    """What the pre-push hook printed: git's own lines (error: ..., To ...) left out."""
-    return [line for line in stderr.splitlines() if line.startswith(("stepup-git (pre-push)", "refs/", "    "))]
+    """What the pre-push hook printed, wrapped lines joined back: git's own lines (error: ..., To ...) left out."""
+    return _said([line for line in stderr.splitlines() if line.startswith(("stepup-git (pre-push)", "refs/", "    "))])
 
 
-def _step_up_finding(tip: str, found: str, fix: str) -> list[str]:
+def _step_up_finding(tip: str, found: list[str], fix: str) -> list[str]:
     return [
-        "stepup-git (pre-push): the server will likely reject: 1 of 1 update(s) fail the policy (nothing was updated)",
+        "stepup-git (pre-push): the server will likely reject 1 of 1 update(s)",
         f'refs/heads/main: rule "main-step-up" failed for commit {tip[:10]}',
         "    required: a fresh proof of tier maintainer or higher: a signed push certificate for this update "
         "(git push --signed) or a signature on the pushed tip made within the last 15m (create of refs/heads/main)",
-        f"    found:    {found}",
+        f"    found:    {found[0]}",
+        *(f"              {part}" for part in found[1:]),
         f"    fix:      {fix}",
     ]
 
 
-UNSIGNED_TIP = ("no signed push certificate (the push was not made with git push --signed); tip commit {tip}: "
-                "no signature")
+NO_CERTIFICATE = "push certificate: none (the push was not made with git push --signed)"
+UNSIGNED_TIP = [NO_CERTIFICATE, "tip commit {tip}: no signature"]
 SIGN_FIX = ("sign the push with a key of tier maintainer or higher: git config user.signingkey <key id>, then git push "
             "--signed; or re-sign the tip now: git commit --amend --no-edit -S, then push")
 STOPPED = "stepup-git (pre-push): push stopped (stepup.clientStrict); git push --no-verify skips this check"
@@ -150,7 +166,7 @@ def test_strict_client_hook_stops_the_same_push_unsigned(people: People, server:
     result = clone.push("main")
     assert not result.ok
     assert _hook_says(result.stderr) == [
-        *_step_up_finding(tip, UNSIGNED_TIP.format(tip=tip[:10]), SIGN_FIX),
+        *_step_up_finding(tip, [part.format(tip=tip[:10]) for part in UNSIGNED_TIP], SIGN_FIX),
         "stepup-git (pre-push): predicted without a push certificate: this push is not signed (git push without "
         "--signed, and push.gpgSign is not set)",
         STOPPED,
@@ -180,8 +196,8 @@ def test_a_push_signed_by_a_key_outside_the_policy_is_stopped(people: People, se
     result = clone.push("main", signed=people.mallory)
     assert not result.ok
     mallory = people.mallory.fingerprint
-    found = (f"push certificate signed by key {mallory}, which the policy does not list (predicted: git push "
-             f"--signed); tip commit {tip[:10]}: no signature")
+    found = [f"push certificate: signed by key {mallory}, which the policy does not list (predicted: git push "
+             "--signed)", f"tip commit {tip[:10]}: no signature"]
     assert _hook_says(result.stderr) == [
         *_step_up_finding(tip, found, SIGN_FIX),
         f"stepup-git (pre-push): predicted with the push certificate this push carries: signed by key {mallory}, "
@@ -223,8 +239,8 @@ def test_strict_hook_that_cannot_tell_does_not_stop_what_a_signed_push_would_pas
     clone.git("config", "user.signingkey", people.alice.fingerprint)
     proc = _run_hook(clone, server, tip)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines() == [
-        *_step_up_finding(tip, UNSIGNED_TIP.format(tip=tip[:10]), SIGN_FIX),
+    assert _said(proc.stderr.splitlines()) == [
+        *_step_up_finding(tip, [part.format(tip=tip[:10]) for part in UNSIGNED_TIP], SIGN_FIX),
         f"{UNKNOWN}; signed (git push --signed), with a push certificate signed by alice (maintainer, key "
         f"{people.alice.fingerprint[-16:]}), the server would accept it",
         NOT_STOPPED,
@@ -240,9 +256,9 @@ def test_strict_hook_that_cannot_tell_still_stops_what_no_signed_push_would_pass
     proc = _run_hook(clone, server, tip)
     assert proc.returncode == 1
     mallory = people.mallory.fingerprint
-    found = (f"push certificate signed by key {mallory}, which the policy does not list (predicted: assumed git "
-             f"push --signed); tip commit {tip[:10]}: no signature")
-    assert proc.stderr.splitlines() == [
+    found = [f"push certificate: signed by key {mallory}, which the policy does not list (predicted: assumed git "
+             "push --signed)", f"tip commit {tip[:10]}: no signature"]
+    assert _said(proc.stderr.splitlines()) == [
         *_step_up_finding(tip, found, SIGN_FIX),
         f"{UNKNOWN}; predicted with a push certificate signed by key {mallory}, which the policy does not list all the "
         "same, and the server would still reject it",
@@ -258,11 +274,16 @@ def test_strict_hook_that_cannot_tell_the_key_does_not_stop(people: People, serv
     clone.git("config", "user.signingkey", "Nobody Known")
     proc = _run_hook(clone, server, tip)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[-2:] == [
+    assert _said(proc.stderr.splitlines())[-2:] == [
         "stepup-git (pre-push): this push is signed (push.gpgSign = true), but which key signs it cannot be told here "
         "(no key of the policy keyring has a user ID matching Nobody Known); predicted without its certificate, so "
         "the server may accept what is predicted to fail above",
         NOT_STOPPED,
+    ]
+    # the hook's own notes wrap as its findings do, continued under their text
+    assert proc.stderr.splitlines()[-2:] == [
+        "stepup-git (pre-push): not stopped (stepup.clientStrict): the server may",
+        "                       accept this push; it decides",
     ]
 
 

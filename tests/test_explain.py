@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support import run
 from support.keys import People, key_toml
+from support.lines import unwrap
 from support.repos import Clone, Server
 
 POLICY_RULES = """
@@ -170,7 +171,8 @@ def test_explain_says_what_the_hook_requires(people: People, server: Server, clo
     clone.commit("Migration", sign=people.bob_ssh if signed else None)
     result = clone.push("main", pusher="bob")
     assert not result.ok
-    hook_says = [line.removeprefix("    required: ") for line in result.remote if line.startswith("    required: ")]
+    hook_says = [line.removeprefix("    required: ") for line in unwrap(result.remote)
+                 if line.startswith("    required: ")]
     proc = explain("--policy", server.policy_path, "refs/heads/main", "db/migrations/1.sql")
     explained = [line.partition("): ")[2] for line in proc.stdout.splitlines()
                  if line.startswith("    required (create, ")]

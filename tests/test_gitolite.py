@@ -42,7 +42,7 @@ from stepup_git.install import launcher_text
 
 RULE = "migrations-step-up"
 MIGRATION = "db/migrations/0001_init.sql"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 NO_RULE_CHECKED = "stepup-git: push accepted (1 update(s), 0 rule check(s) passed)"
 

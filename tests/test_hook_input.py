@@ -26,7 +26,7 @@ MAIN = "refs/heads/main"
 ODD = "db/migrations/0002_\udcff.sql"  # the name's byte 0xff, as surrogateescape reads it
 ODD_BYTES = b"db/migrations/0002_\xff.sql"
 ODD_SHOWN = "db/migrations/0002_\\xff.sql"  # how the pusher and `audit show` see it
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ZERO = "0" * 40
 
 

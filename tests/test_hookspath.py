@@ -29,7 +29,7 @@ from stepup_git.install import launcher_text
 
 MAIN = "refs/heads/main"
 MIGRATION = "db/migrations/0001_init.sql"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 NO_RULES = ["stepup-git: push accepted (1 update(s), 0 rule check(s) passed)",
             "stepup-git: note: refs/heads/main: no rule applies"]
 ONE_RULE = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"

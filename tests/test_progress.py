@@ -81,7 +81,7 @@ def test_a_long_push_shows_its_progress_before_its_verdict(people: People, serve
     progress, *verdict = out.getvalue().split("\n")
     assert progress.startswith("stepup-git: checking commits: 256\r")
     assert progress.endswith(f"\rstepup-git: checking commits: {MANY}, done.")
-    assert verdict[0] == "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+    assert verdict[0] == "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 
 
 def test_a_push_judged_quickly_shows_no_progress(people: People, server: Server, clone: Clone) -> None:
@@ -91,4 +91,4 @@ def test_a_push_judged_quickly_shows_no_progress(people: People, server: Server,
                      datetime.now(UTC), out=out)  # judged in well under the second the hook waits
     assert code == 1
     assert out.getvalue().split("\n")[0] == (
-        "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)")
+        "stepup-git: push rejected: 1 of 1 update(s) fail the policy")

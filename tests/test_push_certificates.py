@@ -53,7 +53,7 @@ RULE = "migrations-step-up"
 MAIN = "refs/heads/main"
 MIGRATION = "db/migrations/0001.sql"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 PASSWORDS = {"alice": "alice pw", "bob": "bob pw"}
 NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}
 NO_CERT = "push certificate: none (the push was not made with git push --signed)"
@@ -792,7 +792,7 @@ def test_delete_is_proven_only_by_a_release_push_certificate(
 
     def lines(found: str) -> list[str]:
         return [
-            "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)",
+            "stepup-git: push rejected: 1 of 1 update(s) fail the policy",
             'refs/heads/doomed: rule "doomed-delete" failed for the delete of refs/heads/doomed',
             "    required: a fresh proof of tier release or higher: a signed push certificate for "
             "this update (git push --signed) (delete of refs/heads/doomed)",

@@ -36,7 +36,7 @@ def test_a_step_up_finding_has_a_labelled_line_per_proof_wrapped_under_its_value
         Found("signed by alice (maintainer, key 307414120810B0A0) 2h 5m ago, older than 10m",
               "tip commit 4e89fb1346", "tip-signature")))
     assert lines == [
-        "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)",
+        "stepup-git: push rejected: 1 of 1 update(s) fail the policy",
         'refs/heads/main: rule "migrations-step-up" failed for commit 4e89fb1346',
         "    required: a fresh proof of tier maintainer or higher owned by the",
         "              pusher: a signed push certificate for this update",

@@ -29,7 +29,7 @@ SIG = b" -----BEGIN PGP SIGNATURE-----\n \n iQ\n -----END PGP SIGNATURE-----\n"
 BLOCK = b"-----BEGIN PGP SIGNATURE-----\n\niQ\n-----END PGP SIGNATURE-----\n"
 REFUSAL = sha256_refusal()
 MAIN = "refs/heads/main"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 AMEND = "git commit --amend --no-edit -S, then push again"
 

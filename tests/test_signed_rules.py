@@ -13,7 +13,7 @@ from support.repos import Clone, PushResult, Server, signing_config
 
 RULE = "main-signed"
 MAIN = "refs/heads/main"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 SIGN_HOW = "sign with a policy key of tier {tier} or higher (git config user.signingkey <key id>)"
 

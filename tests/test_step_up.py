@@ -19,7 +19,7 @@ MAIN = "refs/heads/main"
 PATTERNS = "(db/migrations/**, infra/**)"
 MIGRATION = "db/migrations/0001.sql"
 STALE = "2021-06-01T12:00:00Z"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 NO_CERT = "push certificate: none (the push was not made with git push --signed)"
 FIX = (
     "sign the push with a key of tier maintainer or higher: git config user.signingkey <key id>, "

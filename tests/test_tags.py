@@ -10,7 +10,7 @@ from support.lines import unwrap
 from support.repos import Clone, PushResult, Server, signing_config
 
 RULE = "release-tags"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 REQUIRED = "an annotated tag signed by a policy key of tier release or higher"
 

@@ -609,7 +609,7 @@ def test_hook_refuses_revoked_subkey_signature_with_unknown_one_appended(world: 
     result = clone.push("main")
     assert server.ref("refs/heads/main") is None
     assert result.remote == [
-        "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)",
+        "stepup-git: push rejected: 1 of 1 update(s) fail the policy",
         f'refs/heads/main: rule "signed" failed for commit {oid[:10]}',
         "    required: every new commit signed by a policy key of tier",
         "              contributor or higher",

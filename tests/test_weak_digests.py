@@ -18,7 +18,7 @@ from support.repos import Clone, PushResult, Server, digest_signing_config, remo
 from stepup_git import policy as policy_mod
 
 MAIN = "refs/heads/main"
-REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy (nothing was updated)"
+REJECTED = "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 ACCEPTED = "stepup-git: push accepted (1 update(s), 1 rule check(s) passed)"
 RESIGN = (
     "sign with SHA-512: echo 'personal-digest-preferences SHA512' >> ~/.gnupg/gpg.conf "

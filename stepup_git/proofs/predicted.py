@@ -223,5 +223,5 @@ class PredictedCertificate:
     def prove(self, update: Update, window: timedelta, now: datetime,
               pusher: str | None = None) -> tuple[Assessment | None, str]:
         a = self.assessment
-        text = f"push certificate {a.found} (predicted: {self.signing.why})"
+        text = f"{a.found} (predicted: {self.signing.why})"
         return (a if a.valid else None), text
