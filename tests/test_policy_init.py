@@ -88,7 +88,8 @@ def test_a_repository_installed_with_it_behaves_as_its_comments_say(people: Peop
     rewritten = clone.commit("Rewritten", sign=people.alice, at="2024-01-01T00:00:00Z")
     result = clone.push("main", force=True)
     assert not result.ok
-    assert 'refs/heads/main: rule "main-force-push-step-up" failed for commit ' + rewritten[:10] in unwrap(result.remote)
+    head = f'refs/heads/main: rule "main-force-push-step-up" failed for commit {rewritten[:10]}'
+    assert head in unwrap(result.remote)
     result = clone.push("main", force=True, signed=people.alice)
     assert result.ok, result
     assert server.ref("refs/heads/main") == rewritten != signed
