@@ -80,7 +80,7 @@ def _run(raw: bytes, push: PushState, alarm: Alarm, launcher: Path | None) -> Ou
 
     repo = Repo(push.env.get("GIT_DIR") or ".", env=push.env, from_env=True)
     if push.progress is not None:
-        repo.progress = push.progress.tick
+        repo.report_progress(push.progress.tick)
     try:
         push.git_dir = Path(repo.path)
         # Split at \n only, and keep every byte: a ref name that is not UTF-8 is judged and

@@ -29,6 +29,7 @@ KINDS = {ObjectType.COMMIT: "commit", ObjectType.TREE: "tree", ObjectType.BLOB: 
 LIBGIT2_ERRORS = (KeyError, ValueError, pygit2.GitError)
 # A walk this long teaches the ancestry it reached (a shorter one is cheaper to walk again than to look up).
 LEARN_MIN = 256
+PROGRESS_EVERY = 256  # commits walked between two calls of ``progress``
 # First parents followed from ``new`` looking for ``old`` before a fast-forward check asks ``recall``.
 FIRST_PARENTS = 32
 
@@ -43,6 +44,7 @@ class Objects:
         self._repo.set_refdb(pygit2.Refdb.new(self._repo))
         self.learned: set[tuple[str, str]] = set()  # (descendant, ancestor) that long walks reached
         self.recall: Callable[[str, str], bool] | None = None  # ancestry that earlier pushes learned
+        self.progress: Callable[[int], None] | None = None  # told of every PROGRESS_EVERY commits walked
 
     def close(self) -> None:
         self._repo.free()
@@ -147,12 +149,16 @@ class Objects:
         try:
             for commit in walker:
                 walked += 1
+                if walked % PROGRESS_EVERY == 0 and self.progress is not None:
+                    self.progress(PROGRESS_EVERY)
                 if hidden:
                     reached.update(p for p in commit.parent_ids if p in hidden)
                 yield commit
         except LIBGIT2_ERRORS as exc:
             raise GitError(f"cannot walk the commits of {update.ref}: {exc}") from None
         finally:  # also when the reader stops early: what was reached so far is reached
+            if walked % PROGRESS_EVERY and self.progress is not None:
+                self.progress(walked % PROGRESS_EVERY)
             if walked >= LEARN_MIN:
                 self.learned.update((new, str(oid)) for oid in reached)
 

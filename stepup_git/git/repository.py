@@ -53,9 +53,6 @@ _REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_
              "GIT_QUARANTINE_PATH", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
 
 
-PROGRESS_EVERY = 256
-
-
 class Repo:
     """A repository read with pygit2; quarantine-aware when ``from_env`` is set (the hook)."""
 
@@ -66,7 +63,6 @@ class Repo:
         judge as that remote's server would, in a clone: its remote-tracking refs are the existing
         refs (the client pre-push hook)."""
         self.remote = remote
-        self.progress: Callable[[int], None] | None = None  # told of every PROGRESS_EVERY commits walked
         self.absent: set[str] = set()  # refs a dry run treats as not existing yet (see pretend_absent)
         self._env = dict(env)
         if not from_env:
@@ -263,6 +259,10 @@ class Repo:
         """(descendant, ancestor) commit pairs that this push's long walks established (see :mod:`.objects`)."""
         return sorted(self._objects.learned)
 
+    def report_progress(self, progress: Callable[[int], None]) -> None:
+        """Tell ``progress(n)`` of the commits every walk reads (added commits and changed paths alike)."""
+        self._objects.progress = progress
+
     def recall_ancestry(self, recall: Callable[[str, str], bool]) -> None:
         """Let fast-forward checks ask ``recall(descendant, ancestor)`` what earlier pushes learned."""
         self._objects.recall = recall
@@ -270,15 +270,8 @@ class Repo:
     def added_commits(self, update: Update, vetted: Sequence[str]) -> Iterator[str]:
         """The added commits: reachable from ``new``, not from ``old`` and not from the ``vetted``
         commits (the rule's refs and the baseline); newest first, one at a time."""
-        n = 0
-        try:
-            for n, commit in enumerate(self._objects.commits(update, vetted), 1):
-                if n % PROGRESS_EVERY == 0 and self.progress is not None:
-                    self.progress(PROGRESS_EVERY)
-                yield str(commit.id)
-        finally:
-            if n % PROGRESS_EVERY and self.progress is not None:
-                self.progress(n % PROGRESS_EVERY)
+        for commit in self._objects.commits(update, vetted):
+            yield str(commit.id)
 
     def changed_paths(self, update: Update, vetted: Sequence[str]) -> Iterator[tuple[str, bool]]:
         """The changed paths as (path, is a gitlink): for an update, those whose blob, mode or
