@@ -1,6 +1,7 @@
 """Progress on stderr while a long push is judged, the way Git shows its own remote progress: one
 counted line, rewritten in place (``\\r``), that ends with ``, done.`` Shown only once judging has
-taken ``after`` seconds, so a small push prints nothing but its verdict."""
+taken ``after`` seconds and read ``least`` commits: a small push prints nothing but its verdict, even
+when it waits (for a lock, a slow disk)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from typing import TextIO
 TITLE = "stepup-git: checking commits"
 AFTER = 1.0  # seconds of judging before progress is shown
 EVERY = 0.25  # seconds between two updates of the line
+LEAST = 256  # commits read before a line is worth showing
 
 
 class Progress:
-    def __init__(self, out: TextIO, *, after: float = AFTER, clock: Callable[[], float] = time.monotonic,
-                 title: str = TITLE) -> None:
+    def __init__(self, out: TextIO, *, after: float = AFTER, least: int = LEAST,
+                 clock: Callable[[], float] = time.monotonic, title: str = TITLE) -> None:
         self.out = out
         self.after = after
+        self.least = least
         self.clock = clock
         self.title = title
         self.count = 0
@@ -29,7 +32,7 @@ class Progress:
         """``n`` more commits were read."""
         self.count += n
         now = self.clock()
-        if self._ended or now - self._start < self.after:
+        if self._ended or now - self._start < self.after or self.count < self.least:
             return
         if self._shown_at is None or now - self._shown_at >= EVERY:
             self._shown_at = now

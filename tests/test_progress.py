@@ -12,7 +12,7 @@ from support.keys import People, key_toml
 from support.repos import Clone, Server
 
 from stepup_git import hook
-from stepup_git.progress import Progress
+from stepup_git.progress import LEAST, Progress
 
 MANY = 600  # commits in the long push: more than two of the walk's progress steps of 256
 
@@ -52,7 +52,7 @@ def test_the_line_is_rewritten_in_place_and_ends_with_done() -> None:
                               "stepup-git: checking commits: 600, done.\n")
 
 
-def _long_push(people: People, server: Server, clone: Clone) -> tuple[str, str]:
+def _long_push(people: People, server: Server, clone: Clone, count: int = MANY) -> tuple[str, str]:
     """A server whose main holds a root, and MANY unsigned commits parked on a side branch that
     no rule vets, so that judging them as main's update walks them all."""
     server.write_policy(f'version = 1\n{key_toml(people.alice, "alice", "maintainer")}'
@@ -62,7 +62,7 @@ def _long_push(people: People, server: Server, clone: Clone) -> tuple[str, str]:
     assert clone.push("HEAD:main").ok  # before the hook: the root is the baseline
     server.install()
     script = []
-    for n in range(MANY):
+    for n in range(count):
         message, content = f"work {n}", f"{n}\n"
         script += ["commit refs/heads/side", f"committer T <t@example.com> {1700000000 + n} +0000",
                    f"data {len(message)}", message, *([f"from {root}"] if n == 0 else []),
@@ -84,11 +84,21 @@ def test_a_long_push_shows_its_progress_before_its_verdict(people: People, serve
     assert verdict[0] == "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
 
 
-def test_a_push_judged_quickly_shows_no_progress(people: People, server: Server, clone: Clone) -> None:
-    root, tip = _long_push(people, server, clone)
+def test_a_push_of_few_commits_shows_no_progress_however_long_it_takes(
+        people: People, server: Server, clone: Clone) -> None:
+    root, tip = _long_push(people, server, clone, LEAST - 1)
     out = io.StringIO()
     code = hook.main(f"{root} {tip} refs/heads/main\n".encode(), {**os.environ, "GIT_DIR": str(server.path)},
-                     datetime.now(UTC), out=out)  # judged in well under the second the hook waits
+                     datetime.now(UTC), out=out, progress_after=0.0)
     assert code == 1
-    assert out.getvalue().split("\n")[0] == (
-        "stepup-git: push rejected: 1 of 1 update(s) fail the policy")
+    assert out.getvalue().split("\n")[0] == "stepup-git: push rejected: 1 of 1 update(s) fail the policy"
+
+
+def test_a_small_push_that_waits_shows_no_progress() -> None:
+    """A push of a few commits that waits (for a lock, a slow disk) is not a long push: no line."""
+    out, clock = io.StringIO(), Clock()
+    progress = Progress(out, clock=clock)
+    clock.now = 5.0
+    progress.tick(1)
+    progress.done()
+    assert out.getvalue() == ""
